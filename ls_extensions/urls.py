@@ -1,0 +1,10 @@
+"""Our URLconf (settings.ROOT_URLCONF): our routes first, then all of Label Studio's."""
+
+from django.urls import include, path
+
+from ls_extensions.privacy import views as privacy_views
+
+urlpatterns = [
+    path('heidi-tips/', privacy_views.heidi_tips, name='ls_ext_heidi_tips'),
+    path('', include('core.urls')),
+]

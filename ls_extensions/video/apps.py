@@ -1,0 +1,10 @@
+"""Per-frame video export and video preparation."""
+
+from django.apps import AppConfig
+
+
+class VideoConfig(AppConfig):
+    name = 'ls_extensions.video'
+    label = 'ls_ext_video'
+    verbose_name = 'Video export and preparation'
+    default_auto_field = 'django.db.models.BigAutoField'

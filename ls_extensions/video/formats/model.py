@@ -1,0 +1,122 @@
+"""Plain data that the Django layer builds for the format writers, and the summary they hand back.
+
+Writers never touch the database or the video: everything they need is here, per task, and the
+heavy part (the per-frame boxes) is expanded lazily from the keyframes while writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from ..interpolation import DEFAULT_CHUNK_FRAMES, ExpansionPlan, FrameBoxes
+
+FrameImages = Callable[[Sequence[int]], Iterable[tuple[int, bytes]]]
+
+
+class MissingVideoInfo(ValueError):
+    """A pixel format met a task whose video size is unknown (it is not stored in annotations)."""
+
+    def __init__(self, task_id: int, video: str):
+        super().__init__(
+            f'task {task_id}: the pixel size of video {video!r} is unknown; it could not be read from the video, '
+            'pass width and height for this task or choose a format in percents (JSON, CSV)'
+        )
+        self.task_id = task_id
+
+
+@dataclass
+class Track:
+    """One `videorectangle` result: give its stored `sequence`, or already expanded `boxes`.
+
+    `track_id` is 1-based and unique within its task; `label_id` indexes `VideoExport.labels`;
+    `annotation_id`/`result_id` locate the result in the task JSON for the JSON format.
+    """
+
+    track_id: int
+    label: str
+    label_id: int
+    sequence: list[dict] | None = None
+    boxes: FrameBoxes | Iterable[FrameBoxes] | None = None
+    result_id: str | None = None
+    annotation_id: int | None = None
+
+    def __post_init__(self):
+        if (self.sequence is None) == (self.boxes is None):
+            raise ValueError(f'track {self.track_id}: give exactly one of sequence and boxes')
+
+    def source(self) -> ExpansionPlan | FrameBoxes:
+        """What the writers expand windows from; raises `MalformedSequence` for a bad sequence."""
+        if self.sequence is not None:
+            return ExpansionPlan(self.sequence)
+        return self.boxes if isinstance(self.boxes, FrameBoxes) else FrameBoxes.concat(self.boxes)
+
+
+@dataclass
+class VideoTrackSet:
+    """The tracks of one task's video, with what is known about the video itself.
+
+    `frame_count` is the number of frames to export: the video's real count when it could be read
+    (`frame_count_source='video'`), else the annotation's `framesCount`. `width`/`height` are pixels
+    (None when unknown). `task` is the Label Studio task JSON (for the JSON format; a minimal one is
+    made when absent). `frame_images(ui_frames)` yields `(ui_frame, jpeg_bytes)` for image formats.
+    """
+
+    task_id: int
+    video: str
+    frame_count: int
+    frame_count_source: Literal['video', 'framesCount']
+    tracks: list[Track]
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    task: dict | None = None
+    frame_images: FrameImages | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def has_size(self) -> bool:
+        return bool(self.width and self.height)
+
+
+@dataclass
+class VideoExport:
+    """An export: the class names (index = `Track.label_id`) and the tasks, in output order.
+
+    `track_sets` is read once, up front (keyframes are small; the per-frame boxes are made while writing).
+    """
+
+    labels: list[str]
+    track_sets: Iterable[VideoTrackSet]
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES
+
+
+@dataclass
+class TaskSummary:
+    task_id: int
+    video: str
+    frame_count: int
+    frame_count_source: str
+    tracks: int = 0
+    boxes: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExportSummary:
+    """What was written, and what was skipped and why; zips carry it as `summary.json`."""
+
+    format: str
+    tasks: list[TaskSummary] = field(default_factory=list)
+
+    @property
+    def boxes(self) -> int:
+        return sum(task.boxes for task in self.tasks)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f'task {task.task_id}: {message}' for task in self.tasks for message in task.warnings]
+
+    def to_dict(self) -> dict:
+        return {'format': self.format, 'boxes': self.boxes, 'tasks': [asdict(task) for task in self.tasks]}

@@ -1,0 +1,242 @@
+"""Reading and writing video frames: the one place that knows how decoded frames map to UI frames.
+
+Label Studio shows UI frame ``f`` (1-based) at time ``(f - 1) / fps``, so UI frame ``f`` is the
+decoded frame ``f - 1`` (docs/video-interpolation.md, "Frames and time"). Videos written here have a
+constant frame rate and exact timestamps (frame ``i`` at ``i / fps``) so that mapping holds in the
+browser. Frames are numpy ``HxWx3`` uint8 RGB arrays throughout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from av.video.reformatter import Interpolation
+
+# swscale's default YUV->RGB path truncates (every channel comes out about 1 level dark); this one
+# rounds and interpolates chroma like browsers do: unbiased, half the error, ~2 ms per 640x480 frame.
+_TO_RGB = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    frame_count: int
+    width: int
+    height: int
+    fps: float
+    codec: str
+    frame_count_source: str  # 'header' or 'decoded'
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    encoder: str
+    container: str
+    suffix: str
+    even_size: bool  # yuv420p in H.264 needs even width and height; VP9 does not
+    options: dict
+
+
+# Near-lossless (crf 12 / 15): frames exported from these videos become training images, so quality
+# beats size (about 5 MB per 100 noisy 640x480 frames, see benchmarks/frames_to_video.py). No B-frames
+# in H.264, so there is no composition offset or edit list for players to apply differently. VP9 uses
+# libvpx's realtime mode: about 10x faster than 'good' on this machine at the same quality, files about
+# a third larger. VideoWriter adds a key frame every second (fast frame stepping in the labeling UI).
+CODECS = {
+    'h264': CodecSpec('libx264', 'mp4', '.mp4', True, {'crf': '12', 'preset': 'veryfast', 'bf': '0'}),
+    'vp9': CodecSpec(
+        'libvpx-vp9',
+        'webm',
+        '.webm',
+        False,
+        {'crf': '15', 'b': '0', 'deadline': 'realtime', 'cpu-used': '8', 'row-mt': '1'},
+    ),
+}
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, size, frame rate and codec of the first video stream.
+
+    The header's frame count is used when it agrees with the stream's duration; otherwise (WebM has no
+    count, some muxers write wrong ones) the frames are decoded and counted.
+    """
+    with av.open(str(path)) as container:
+        stream = _video_stream(container, path)
+        rate = stream.average_rate or stream.guessed_rate
+        info = dict(
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=float(rate) if rate else 0.0,
+            codec=stream.codec_context.name,
+        )
+        if _header_count_trusted(stream, rate):
+            return VideoInfo(frame_count=stream.frames, frame_count_source='header', **info)
+        stream.thread_type = 'AUTO'
+        count = sum(1 for _ in container.decode(stream))
+    return VideoInfo(frame_count=count, frame_count_source='decoded', **info)
+
+
+def _video_stream(container, path):
+    if not container.streams.video:
+        raise ValueError(f'{path} has no video stream')
+    return container.streams.video[0]
+
+
+def _header_count_trusted(stream, rate) -> bool:
+    if stream.frames <= 0:
+        return False
+    if not (stream.duration and stream.time_base and rate):
+        return True
+    return abs(float(stream.duration * stream.time_base * rate) - stream.frames) <= 1
+
+
+def iter_frames(path: str | os.PathLike, ui_frames: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(ui_frame, rgb)`` for strictly increasing 1-based UI frames; UI frame f is decoded frame f-1.
+
+    Decodes once from the start without seeking (seeks land on key frames and would need timestamp
+    arithmetic that breaks on imperfect files); only requested frames are converted to RGB and
+    decoding stops after the last one. Raises ValueError for a frame past the end of the video.
+    """
+    wanted = iter(ui_frames)
+    target = _next_request(wanted, 0)
+    if target is None:
+        return
+    decoded = 0
+    with av.open(str(path)) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = 'AUTO'
+        for decoded, frame in enumerate(container.decode(stream), start=1):
+            if decoded == target:
+                yield target, frame.to_ndarray(format='rgb24', interpolation=_TO_RGB)
+                target = _next_request(wanted, target)
+                if target is None:
+                    return
+    raise ValueError(f'UI frame {target} is past the end of {path} ({decoded} frames)')
+
+
+def _next_request(wanted: Iterator[int], previous: int) -> int | None:
+    frame = next(wanted, None)
+    if frame is not None and frame <= previous:
+        raise ValueError(f'UI frames must be increasing and 1-based: got {frame} after {previous}')
+    return frame
+
+
+def encode_jpeg(array: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG bytes of an RGB frame (for per-frame image exports)."""
+    ok, data = cv2.imencode('.jpg', cv2.cvtColor(array, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError('JPEG encoding failed')
+    return data.tobytes()
+
+
+class VideoWriter:
+    """Writes RGB frames into a browser-playable video (H.264/MP4 or VP9/WebM).
+
+    Frame ``i`` gets timestamp ``i / fps`` exactly (MP4; WebM rounds to its 1 ms clock, far below
+    the 2 ms step that Label Studio adds when seeking), so decoded frame i is written frame i. All
+    frames must have the first frame's size. Where the codec needs even sizes, the last row/column is
+    repeated at the bottom/right: pixel coordinates of the source stay valid, nothing is cut off.
+    Colours are converted with BT.709 (limited range) and the stream is tagged so, which browsers
+    and this module's decoder then honour.
+    The file is written under a temporary name and moved onto ``path`` (replacing it) only when
+    ``close()`` succeeds, so a failed or interrupted run never leaves a truncated video at ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | Fraction, codec: str = 'h264', crf: int | None = None):
+        if codec not in CODECS:
+            raise ValueError(f'unknown codec {codec!r}; choose from {sorted(CODECS)}')
+        self.path = Path(path)
+        self.fps = Fraction(fps).limit_denominator(1001)
+        if self.fps <= 0:
+            raise ValueError(f'fps must be positive, got {fps}')
+        self.spec = CODECS[codec]
+        self.options = dict(self.spec.options, g=str(max(1, round(self.fps))))
+        if crf is not None:
+            self.options['crf'] = str(crf)
+        self.frame_count = 0
+        self.width = self.height = None  # of the video, after padding
+        self._source_shape = None
+        self._tmp = self.path.with_name(f'.{self.path.name}.part')
+        self._container = self._stream = None
+
+    def write(self, image: np.ndarray) -> None:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f'expected an HxWx3 uint8 RGB array, got {image.dtype} {image.shape}')
+        if self._container is None:
+            self._open(image.shape)
+        elif image.shape != self._source_shape:
+            raise ValueError(f'frame {self.frame_count} is {image.shape}, expected {self._source_shape}')
+        pad_h, pad_w = self.height - image.shape[0], self.width - image.shape[1]
+        if pad_h or pad_w:
+            image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode='edge')
+        frame = av.VideoFrame.from_ndarray(image, format='rgb24').reformat(
+            format='yuv420p', dst_colorspace='ITU709', dst_color_range='MPEG'
+        )
+        frame.pts = self.frame_count
+        self._container.mux(self._stream.encode(frame))
+        self.frame_count += 1
+
+    def _open(self, shape: tuple[int, ...]) -> None:
+        height, width = shape[:2]
+        if self.spec.even_size:
+            height, width = height + height % 2, width + width % 2
+        self._source_shape, self.height, self.width = shape, height, width
+        options = {'movflags': '+faststart'} if self.spec.container == 'mp4' else {}
+        self._container = av.open(str(self._tmp), 'w', format=self.spec.container, options=options)
+        self._stream = self._container.add_stream(self.spec.encoder, rate=self.fps, options=self.options)
+        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, 'yuv420p'
+        context = self._stream.codec_context
+        context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
+        context.color_range = 1  # limited ("tv")
+
+    def close(self) -> None:
+        """Flush the encoder and move the finished file onto ``path``."""
+        if self._container is None:
+            raise ValueError(f'no frames written to {self.path}')
+        try:
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+            self._container = None
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        if self._container is not None:
+            try:
+                self._container.close()
+            except av.FFmpegError:
+                pass
+            self._container = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def encode_frames(
+    images: Iterable[np.ndarray],
+    out_path: str | os.PathLike,
+    fps: float | Fraction,
+    codec: str = 'h264',
+    crf: int | None = None,
+) -> int:
+    """Encode RGB frames into ``out_path`` (see VideoWriter); returns the number of frames written."""
+    with VideoWriter(out_path, fps, codec=codec, crf=crf) as writer:
+        for image in images:
+            writer.write(image)
+    return writer.frame_count

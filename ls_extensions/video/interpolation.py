@@ -1,0 +1,395 @@
+"""Per-frame boxes of a Label Studio video rectangle track, exactly as the labeling UI draws them.
+
+The rule is the UI's (docs/video-interpolation.md, from `VideoRectangleRegion.getShape`,
+`VideoRegion.isInLifespan` and `utils/props.ts` of Label Studio 1.23): the stored keyframes are walked
+in stored order, never sorted, so unsorted or repeated keyframes give what the UI shows, not what a
+sorted copy would. Label Studio's own `extract_key_frames` differs (sorts, no rotation wrap-around).
+
+Pure NumPy, no Django: the expansion is vectorised per track, its cost follows the boxes written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from numbers import Integral, Real
+
+import numpy as np
+
+KEYFRAME_DTYPE = np.dtype(
+    [
+        ('frame', np.int64),
+        ('enabled', np.bool_),
+        ('x', np.float64),
+        ('y', np.float64),
+        ('width', np.float64),
+        ('height', np.float64),
+        ('rotation', np.float64),
+    ]
+)
+GEOMETRY = ('x', 'y', 'width', 'height', 'rotation')
+MAX_FRAME = 2**53  # frames are JavaScript numbers: above this they are no longer exact integers
+DEFAULT_CHUNK_FRAMES = 1 << 13  # boxes per chunk: a few MB of output text at most
+_FAR = np.int64(2**62)  # stands for "to the end of any video" in segment bounds
+
+
+class MalformedSequence(ValueError):
+    """A stored `value.sequence` that cannot be drawn; the message names the keyframe and the reason."""
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def _js_truthy(value) -> bool:
+    """`enabled` is tested with JavaScript truthiness in the UI (missing -> undefined -> false)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, Real):
+        return value == value and value != 0
+    if isinstance(value, str):
+        return value != ''
+    return value is not None
+
+
+def _number(item: dict, key: str, index: int, default: float | None = None) -> float:
+    value = item.get(key)
+    if value is None:
+        if default is None:
+            raise MalformedSequence(f'keyframe #{index}: "{key}" is missing')
+        return default
+    plain = type(value) is float or type(value) is int  # JSON's own types: skip the slow ABC checks
+    if not plain and (isinstance(value, (bool, np.bool_)) or not isinstance(value, Real)):
+        raise MalformedSequence(f'keyframe #{index}: "{key}" must be a number, got {value!r}')
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise MalformedSequence(f'keyframe #{index}: "{key}" must be finite, got {value!r}')
+    return number
+
+
+def _frame(item: dict, index: int) -> int:
+    _number(item, 'frame', index)
+    raw = item['frame']
+    whole = isinstance(raw, Integral) or float(raw).is_integer()
+    if not whole or not 0 < raw <= MAX_FRAME:
+        raise MalformedSequence(f'keyframe #{index}: "frame" must be a whole number from 1, got {raw!r}')
+    return int(raw)
+
+
+def normalize_sequence(sequence) -> np.ndarray:
+    """Validate a stored sequence into a `KEYFRAME_DTYPE` array, keeping the stored order.
+
+    Missing `enabled` is false and missing `rotation` is 0, as in the UI; a missing or non-finite
+    frame or geometry raises `MalformedSequence`, since the UI would draw nothing sensible.
+    """
+    if isinstance(sequence, np.ndarray) and sequence.dtype == KEYFRAME_DTYPE:
+        if not len(sequence):
+            raise MalformedSequence('the sequence has no keyframes')
+        return sequence
+    if not isinstance(sequence, (list, tuple)):
+        raise MalformedSequence(f'the sequence must be a list of keyframes, got {type(sequence).__name__}')
+    if not sequence:
+        raise MalformedSequence('the sequence has no keyframes')
+    rows = []
+    for index, item in enumerate(sequence):
+        if not isinstance(item, dict):
+            raise MalformedSequence(f'keyframe #{index}: expected an object, got {type(item).__name__}')
+        rows.append(
+            (
+                _frame(item, index),
+                _js_truthy(item.get('enabled')),
+                _number(item, 'x', index),
+                _number(item, 'y', index),
+                _number(item, 'width', index),
+                _number(item, 'height', index),
+                _number(item, 'rotation', index, default=0.0),
+            )
+        )
+    return np.array(rows, dtype=KEYFRAME_DTYPE)
+
+
+# ---------------------------------------------------------------- angles
+
+
+def normalize_angle(angle):
+    """The UI's `normalizeAngle` bit for bit: `while (a > 0) a -= 360; return ((a - 180) % 360) + 180`.
+
+    The loop is replaced by `a - 360 * (k - 1) - 360`: every subtraction but the last is exact in
+    IEEE doubles (below 2**56), so only the last one rounds, the same one as in the loop.
+    """
+    a = np.array(angle, dtype=np.float64, ndmin=1)
+    positive = a > 0
+    if positive.any():
+        p = a[positive]
+        k = np.ceil(p / 360)
+        before_last = p - 360 * (k - 1)
+        k = np.where(before_last > 360, k + 1, np.where(before_last <= 0, k - 1, k))
+        a[positive] = (p - 360 * (k - 1)) - 360
+    result = np.fmod(a - 180, 360) + 180
+    return result if np.ndim(angle) else float(result[0])
+
+
+# ---------------------------------------------------------------- expansion
+
+
+@dataclass(frozen=True)
+class FrameBoxes:
+    """Boxes of one track on the frames where the UI draws it, ascending 1-based frames.
+
+    `keyframe`: the values are a stored keyframe's own; `continues`: the box is also drawn on the
+    next frame (a span ends where it is false), which CVAT's `outside` and re-importable JSON need.
+    """
+
+    frame: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    width: np.ndarray
+    height: np.ndarray
+    rotation: np.ndarray
+    keyframe: np.ndarray
+    continues: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def concat(cls, chunks) -> FrameBoxes:
+        chunks = list(chunks)
+        if not chunks:
+            return cls(np.empty(0, np.int64), *(np.empty(0) for _ in GEOMETRY), *(np.empty(0, bool),) * 2)
+        return cls(*(np.concatenate([getattr(c, f.name) for c in chunks]) for f in fields(cls)))
+
+    @property
+    def rotated(self) -> bool:
+        return bool(np.any(_degrees(self.rotation) != 0))
+
+    def expand(self, start: int, stop: int) -> FrameBoxes:
+        """The boxes on frames start..stop, so precomputed boxes serve wherever a plan does."""
+        lo, hi = np.searchsorted(self.frame, [start, stop + 1])
+        return FrameBoxes(*(getattr(self, f.name)[lo:hi] for f in fields(self)))
+
+    def next_visible(self, frame: int) -> int | None:
+        index = np.searchsorted(self.frame, frame)
+        return int(self.frame[index]) if index < len(self.frame) else None
+
+
+class ExpansionPlan:
+    """The UI rule of one sequence reduced to frame segments with constant behaviour.
+
+    For each distinct keyframe frame u there is a point segment [u, u] and an open segment up to
+    the next distinct frame. Walking the stored array for frame f stops at the first keyframe with
+    frame > f, i.e. where the prefix maximum of frames exceeds f; so on a segment the walk always
+    ends at the same place: the same `prev`/`next`, or an exact match (only possible on the point
+    segment u == prefix max). Visibility uses the last stored keyframe with frame <= f, found with
+    the suffix minimum. Expanding a frame window then costs one gather per box.
+    """
+
+    def __init__(self, sequence):
+        kf = normalize_sequence(sequence)
+        self.keyframes = kf
+        frames, count = kf['frame'], len(kf)
+        prefix_max = np.maximum.accumulate(frames)
+        suffix_min = np.minimum.accumulate(frames[::-1])[::-1]
+        distinct, first_index = np.unique(frames, return_index=True)
+        walked = np.searchsorted(prefix_max, distinct, 'right')  # keyframes passed before one > f
+        last_le = np.searchsorted(suffix_min, distinct, 'right') - 1  # last stored keyframe <= f
+        has_prev = walked > 0
+        exact = has_prev & (prefix_max[np.maximum(walked - 1, 0)] == distinct)
+        held = walked == count
+        prev = np.where(held, count - 1, walked - 1)
+        nxt = np.where(held, -1, walked)
+        open_lo = distinct + 1
+        open_hi = np.append(distinct[1:] - 1, _FAR)
+        point_visible = has_prev & ((frames[last_le] == distinct) | kf['enabled'][last_le])
+        open_visible = has_prev & kf['enabled'][last_le] & (open_lo <= open_hi)
+
+        def interleave(point, open_):
+            return np.column_stack([point, open_]).ravel()
+
+        self.lo = interleave(distinct, open_lo)
+        self.hi = interleave(distinct, open_hi)
+        self.visible = interleave(point_visible, open_visible)
+        self.keyframe = interleave(exact, np.zeros_like(exact))
+        self.source = interleave(np.where(exact, first_index, prev), prev)
+        self.target = interleave(np.where(exact, -1, nxt), nxt)
+        nonempty = self.lo <= self.hi
+        following = np.arange(1, len(self.lo) + 1)
+        following[:-1] += ~nonempty[1:]  # an empty open segment is skipped: the next point follows
+        self.next_shown = np.append(self.visible[following[:-1]], True)
+        src, tgt = self.source, np.maximum(self.target, 0)
+        self.turn = normalize_angle(kf['rotation'][tgt] - kf['rotation'][src])  # short way, per segment
+
+    @property
+    def rotated(self) -> bool:
+        return bool(np.any(_degrees(self.keyframes['rotation']) != 0))
+
+    def next_visible(self, frame: int) -> int | None:
+        """The first frame >= `frame` that shows the box, to skip invisible stretches."""
+        candidates = np.flatnonzero(self.visible & (self.hi >= frame))
+        return int(max(self.lo[candidates[0]], frame)) if len(candidates) else None
+
+    def expand(self, start: int, stop: int) -> FrameBoxes:
+        """Boxes drawn on frames start..stop (inclusive, 1-based)."""
+        lo = np.maximum(self.lo, start)
+        counts = np.where(self.visible, np.clip(np.minimum(self.hi, stop) - lo + 1, 0, None), 0)
+        segment = np.repeat(np.arange(len(counts)), counts)
+        offsets = np.arange(len(segment)) - np.repeat(np.cumsum(counts) - counts, counts)
+        frame = lo[segment] + offsets
+        kf = self.keyframes
+        source, target = self.source[segment], self.target[segment]
+        values = {name: kf[name][source] for name in GEOMETRY}
+        moving = np.flatnonzero(target >= 0)
+        if len(moving):
+            a, b = source[moving], target[moving]
+            r = (frame[moving] - kf['frame'][a]) / (kf['frame'][b] - kf['frame'][a])
+            for name in ('x', 'y', 'width', 'height'):
+                values[name][moving] = kf[name][a] + (kf[name][b] - kf[name][a]) * r
+            values['rotation'][moving] = normalize_angle(kf['rotation'][a] + self.turn[segment[moving]] * r)
+        continues = (frame < self.hi[segment]) | self.next_shown[segment]
+        return FrameBoxes(frame, **values, keyframe=self.keyframe[segment], continues=continues)
+
+
+def _bounds(frames_count: int, start: int, stop: int | None) -> tuple[int, int]:
+    last = frames_count if stop is None else min(stop, frames_count)
+    return max(int(start), 1), int(last)
+
+
+def expand_sequence(sequence, frames_count: int, start: int = 1, stop: int | None = None) -> FrameBoxes:
+    """Boxes the UI draws on frames start..min(stop, frames_count) of a stored (or normalised) sequence."""
+    return ExpansionPlan(sequence).expand(*_bounds(frames_count, start, stop))
+
+
+def iter_expanded(sequence, frames_count: int, chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> Iterator[FrameBoxes]:
+    """Non-empty chunks of at most `chunk_frames` boxes, so memory stays flat on very long videos.
+
+    Accepts a sequence, an `ExpansionPlan` or precomputed `FrameBoxes`; invisible stretches are skipped.
+    """
+    source = sequence if isinstance(sequence, (ExpansionPlan, FrameBoxes)) else ExpansionPlan(sequence)
+    frame = source.next_visible(1)
+    while frame is not None and frame <= frames_count:
+        last = min(frame + chunk_frames - 1, frames_count)
+        yield source.expand(frame, last)
+        frame = source.next_visible(last + 1)
+
+
+# ---------------------------------------------------------------- oracle
+
+
+def _reference_norm(angle: float) -> float:
+    while angle > 0:
+        angle -= 360
+    return math.fmod(angle - 180, 360) + 180
+
+
+def _reference_shape(keyframes: list[dict], frame: int) -> tuple[dict, bool] | None:
+    prev = nxt = None
+    for item in keyframes:
+        if item['frame'] == frame:
+            return {name: item[name] for name in GEOMETRY}, True
+        if item['frame'] > frame:
+            nxt = item
+            break
+        prev = item
+    if prev is None:
+        return None
+    if nxt is None:
+        return {name: prev[name] for name in GEOMETRY}, False
+    r = (frame - prev['frame']) / (nxt['frame'] - prev['frame'])
+    shape = {name: prev[name] + (nxt[name] - prev[name]) * r for name in GEOMETRY[:4]}
+    shape['rotation'] = _reference_norm(prev['rotation'] + _reference_norm(nxt['rotation'] - prev['rotation']) * r)
+    return shape, False
+
+
+def _reference_in_lifespan(keyframes: list[dict], frame: int) -> bool:
+    before = [item for item in keyframes if item['frame'] <= frame]
+    closest = before[-1] if before else next((item for item in keyframes if item['frame'] >= frame), None)
+    return closest is not None and (closest['frame'] == frame or closest['enabled'])
+
+
+def reference_expand(sequence, frames_count: int) -> list[dict]:
+    """Frame-by-frame transcription of the UI code, for tests only: slow and obviously faithful."""
+    names = KEYFRAME_DTYPE.names
+    keyframes = [dict(zip(names, row, strict=True)) for row in normalize_sequence(sequence).tolist()]
+
+    def drawn(frame):
+        shape = _reference_shape(keyframes, frame)
+        return shape if shape is not None and _reference_in_lifespan(keyframes, frame) else None
+
+    boxes = []
+    for frame in range(1, frames_count + 1):
+        shape = drawn(frame)
+        if shape is not None:
+            values, keyframe = shape
+            boxes.append({'frame': frame, **values, 'keyframe': keyframe, 'continues': drawn(frame + 1) is not None})
+    return boxes
+
+
+# ---------------------------------------------------------------- geometry
+
+
+def _pixels(x, y, w, h, img_w, img_h):
+    return (
+        np.asarray(x, float) * img_w / 100,
+        np.asarray(y, float) * img_h / 100,
+        np.asarray(w, float) * img_w / 100,
+        np.asarray(h, float) * img_h / 100,
+    )
+
+
+def _degrees(rotation_deg):
+    """Angle in [0, 360): `mod` alone gives 360.0 for tiny negative angles."""
+    angle = np.mod(np.asarray(rotation_deg, float), 360)
+    return np.where(angle >= 360, 0.0, angle)
+
+
+def _turn(rotation_deg):
+    radians = np.deg2rad(_degrees(rotation_deg))
+    return np.cos(radians), np.sin(radians)
+
+
+def corners(x, y, w, h, rotation_deg, img_w, img_h, about: str = 'topleft') -> np.ndarray:
+    """Pixel corners (..., 4, 2), in the order top-left, top-right, bottom-right, bottom-left before rotation.
+
+    Inputs are Label Studio percents; positive rotation is clockwise on screen (y down), about the
+    top-left corner as in Label Studio, or about the centre as in CVAT.
+    """
+    if about not in ('topleft', 'center'):
+        raise ValueError(f'about must be "topleft" or "center", got {about!r}')
+    px, py, pw, ph = _pixels(x, y, w, h, img_w, img_h)
+    cos, sin = _turn(rotation_deg)
+    zero = np.zeros_like(pw)
+    dx = np.stack([zero, pw, pw, zero], axis=-1)
+    dy = np.stack([zero, zero, ph, ph], axis=-1)
+    if about == 'center':
+        dx, dy = dx - pw[..., None] / 2, dy - ph[..., None] / 2
+        px, py = px + pw / 2, py + ph / 2
+    cos, sin = np.asarray(cos)[..., None], np.asarray(sin)[..., None]
+    return np.stack([px[..., None] + dx * cos - dy * sin, py[..., None] + dx * sin + dy * cos], axis=-1)
+
+
+def bounding_box(x, y, w, h, rotation_deg, img_w, img_h):
+    """Axis-aligned pixel box (left, top, width, height) around the rotated rectangle; exact when unrotated."""
+    pixels = _pixels(x, y, w, h, img_w, img_h)
+    straight = (_degrees(rotation_deg) == 0) & (pixels[2] >= 0) & (pixels[3] >= 0)
+    if straight.all():
+        return pixels
+    points = corners(x, y, w, h, rotation_deg, img_w, img_h)
+    left, top = points[..., 0].min(axis=-1), points[..., 1].min(axis=-1)
+    width, height = points[..., 0].max(axis=-1) - left, points[..., 1].max(axis=-1) - top
+    return tuple(np.where(straight, a, b) for a, b in zip(pixels, (left, top, width, height), strict=True))
+
+
+def to_cvat_box(x, y, w, h, rotation_deg, img_w, img_h):
+    """(xtl, ytl, xbr, ybr, rotation) of the CVAT box, rotated about its centre, that draws the same rectangle.
+
+    The rectangle keeps its size and angle; only the pivot differs, so the centre is moved to where
+    the top-left rotation put it. CVAT keeps angles in [0, 360).
+    """
+    px, py, pw, ph = _pixels(x, y, w, h, img_w, img_h)
+    cos, sin = _turn(rotation_deg)
+    cx = px + pw / 2 * cos - ph / 2 * sin
+    cy = py + pw / 2 * sin + ph / 2 * cos
+    return cx - pw / 2, cy - ph / 2, cx + pw / 2, cy + ph / 2, _degrees(rotation_deg)

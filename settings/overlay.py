@@ -1,0 +1,23 @@
+"""What ls-extensions changes in Label Studio's settings; imported after Label Studio's own.
+
+Every change here is a setting Label Studio reads; nothing of Label Studio is patched.
+"""
+
+from core.settings.label_studio import *  # noqa: F403
+from core.settings.label_studio import INSTALLED_APPS, MIDDLEWARE
+
+from ls_extensions.privacy import csp
+
+INSTALLED_APPS = [*INSTALLED_APPS, 'ls_extensions', 'ls_extensions.video', 'ls_extensions.scoring']
+ROOT_URLCONF = 'ls_extensions.urls'
+
+# Usage telemetry is already off by COLLECT_ANALYTICS; the middleware is dropped as well so that
+# no future default can switch the relay back on.
+MIDDLEWARE = [m for m in MIDDLEWARE if m != 'core.middleware.ContextLogMiddleware']
+
+# Content-Security-Policy, enforced (Label Studio ships it report-only): fetch directives allow
+# 'self' plus the hosts the user allowed, so the browser cannot call out even if a template tries.
+ENABLE_CSP = True
+globals().update(csp.offline_policy())
+if 'core.middleware.HumanSignalCspMiddleware' not in MIDDLEWARE:
+    MIDDLEWARE.append('core.middleware.HumanSignalCspMiddleware')

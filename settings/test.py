@@ -1,0 +1,20 @@
+"""Settings for the test suite: the offline overlay on a throw-away data directory.
+
+``make test`` runs the suite twice: on SQLite, then the ``postgres`` tests with ``DJANGO_DB=default``
+and ``POSTGRE_*`` pointing at the server it started on loopback.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault('LABEL_STUDIO_BASE_DATA_DIR', tempfile.mkdtemp(prefix='ls-ext-test-'))
+os.environ.setdefault('LABEL_STUDIO_TEST_ENVIRONMENT', '1')
+os.environ.setdefault('LABEL_STUDIO_USE_ENFORCE_CSRF_CHECKS', 'false')
+
+from settings import bootstrap  # noqa: E402, I001
+from core.settings.base import *  # noqa: E402, F403
+from core.settings.label_studio import *  # noqa: E402, F403
+from settings.overlay import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ['django.contrib.auth.hashers.MD5PasswordHasher']  # fast user creation
+bootstrap.refresh_django_settings()

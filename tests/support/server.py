@@ -1,0 +1,111 @@
+"""A real Label Studio server in a subprocess, on loopback, with its own data dir and egress log."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def migrated_database(cache_dir):
+    """Migrate one SQLite file per test session; each server starts from a copy (saves a minute a server)."""
+    cache_dir = Path(cache_dir)
+    db = cache_dir / 'label_studio.sqlite3'
+    if not db.exists():
+        env = {**os.environ, 'DJANGO_SETTINGS_MODULE': 'settings.offline', 'LABEL_STUDIO_BASE_DATA_DIR': str(cache_dir)}
+        subprocess.run(
+            [str(BIN / 'python'), str(REPO / 'manage.py'), 'migrate', '--no-input'],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+    return db
+
+
+class LabelStudioServer:
+    """``label-studio start`` (or any command line) with our settings or stock ones."""
+
+    def __init__(self, data_dir, template_db=None, stock=False, env=None):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f'http://127.0.0.1:{self.port}'
+        self.egress_log = self.data_dir / 'egress.jsonl'
+        self.log_path = self.data_dir / 'server.log'
+        if template_db is not None:
+            shutil.copy(template_db, self.data_dir / 'label_studio.sqlite3')
+        base_env = {k: v for k, v in os.environ.items() if k != 'DJANGO_SETTINGS_MODULE'}
+        base_env.update(
+            LABEL_STUDIO_BASE_DATA_DIR=str(self.data_dir),
+            LS_EXT_EGRESS_LOG=str(self.egress_log),
+            PYTHONUNBUFFERED='1',
+        )
+        if stock:
+            # stock Label Studio: none of our settings, none of the switches they force
+            for key in list(base_env):
+                if key.startswith('LABEL_STUDIO_') and key != 'LABEL_STUDIO_BASE_DATA_DIR':
+                    base_env.pop(key)
+            self.command = [str(BIN / 'python'), '-m', 'ls_extensions.privacy.guarded_launcher']
+        else:
+            base_env['DJANGO_SETTINGS_MODULE'] = 'settings.offline'
+            self.command = [str(BIN / 'label-studio')]
+        base_env.update(env or {})
+        self.env = base_env
+        self.process = None
+
+    def start(self, timeout=240):
+        args = [*self.command, 'start', '--no-browser', '--internal-host', '127.0.0.1', '-p', str(self.port)]
+        self._log = open(self.log_path, 'ab')
+        self.process = subprocess.Popen(args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.data_dir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f'server exited with {self.process.returncode}:\n{self.log_tail()}')
+            try:
+                with urllib.request.urlopen(self.url + '/health', timeout=5) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(1)
+        raise TimeoutError(f'server did not answer in {timeout}s:\n{self.log_tail()}')
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process:
+            self._log.close()
+
+    def log_tail(self, lines=60):
+        if not self.log_path.exists():
+            return ''
+        return '\n'.join(self.log_path.read_text(errors='replace').splitlines()[-lines:])
+
+    def egress_events(self):
+        if not self.egress_log.exists():
+            return []
+        return [json.loads(line) for line in self.egress_log.read_text().splitlines() if line.strip()]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
