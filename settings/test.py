@@ -1,6 +1,6 @@
 """Settings for the test suite: the offline overlay on a throw-away data directory.
 
-``make test`` runs the suite twice: on SQLite, then the ``postgres`` tests with ``DJANGO_DB=default``
+``make test`` runs the suite twice: on SQLite, then the ``postgres`` tests with ``DJANGO_DB=postgresql``
 and ``POSTGRE_*`` pointing at the server it started on loopback.
 """
 
