@@ -1,6 +1,6 @@
 """Label Studio 1.23.2 with ls_extensions on one machine (SQLite, embedded broker), nothing leaving it.
 
-    DJANGO_SETTINGS_MODULE=settings.offline label-studio start
+DJANGO_SETTINGS_MODULE=settings.offline label-studio start
 """
 
 from settings import bootstrap  # noqa: I001  (must run before Label Studio is imported)

@@ -92,9 +92,7 @@ def video_project(user):
 def image_tasks(image_project):
     from tasks.models import Task
 
-    return [
-        Task.objects.create(project=image_project, data={'image': f'/data/upload/1/img{i}.jpg'}) for i in range(5)
-    ]
+    return [Task.objects.create(project=image_project, data={'image': f'/data/upload/1/img{i}.jpg'}) for i in range(5)]
 
 
 def box(x, y, w, h, label='fish', score=None):

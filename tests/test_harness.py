@@ -26,10 +26,3 @@ def test_api_refuses_another_organization(client_stranger, image_project):
 def test_anonymous_is_refused(client, image_project):
     response = client.get(f'/api/projects/{image_project.id}/')
     assert response.status_code == 401
-
-
-@pytest.mark.parametrize('path', ['/heidi-tips/'])
-def test_tips_are_answered_locally(db, client, path):
-    response = client.get(path)
-    assert response.status_code == 404
-    assert 'offline' in response.json()['detail']

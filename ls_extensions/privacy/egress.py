@@ -222,8 +222,7 @@ class Guard:
             return
         target = f'{host}:{port}' if port else str(host)
         logger.warning(
-            'egress guard: refused outbound %s to %s (not loopback, not allow-listed); '
-            'to allow it add %s to %s',
+            'egress guard: refused outbound %s to %s (not loopback, not allow-listed); to allow it add %s to %s',
             'DNS look-up' if kind == 'dns' else 'connection',
             target,
             host,
@@ -313,9 +312,13 @@ def _patch_socket(guard):
     original_sendto = socket.socket.sendto
 
     def getaddrinfo(host, port, *args, **kwargs):
-        guard.check('dns', host if not isinstance(host, bytes) else host.decode(), port)
+        if isinstance(host, bytes):
+            host = host.decode()
+        is_name = _as_ip(host) is None  # an address literal needs no look-up; connect() checks it
+        if is_name:
+            guard.check('dns', host, port)
         results = original_getaddrinfo(host, port, *args, **kwargs)
-        if not is_loopback(host):
+        if is_name and not is_loopback(host):
             guard.remember_resolution(results)
         return results
 

@@ -70,7 +70,9 @@ class LabelStudioServer:
     def start(self, timeout=240):
         args = [*self.command, 'start', '--no-browser', '--internal-host', '127.0.0.1', '-p', str(self.port)]
         self._log = open(self.log_path, 'ab')
-        self.process = subprocess.Popen(args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.data_dir)
+        self.process = subprocess.Popen(
+            args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.data_dir
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Label Studio 1.23.2 with ls_extensions on one machine: SQLite and media in $DATA_DIR, nothing leaving it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-settings.offline}
+export LABEL_STUDIO_BASE_DATA_DIR=${DATA_DIR:-$PWD/data}
+PORT=${PORT:-8080}
+mkdir -p "$LABEL_STUDIO_BASE_DATA_DIR"
+cat <<MSG
+ls-extensions: Label Studio with every call-home channel off.
+  data (SQLite, uploads): $LABEL_STUDIO_BASE_DATA_DIR
+  open http://localhost:$PORT and sign up: the first account you create is yours
+  (or log in with an account made by: .venv/bin/python manage.py createsuperuser)
+MSG
+exec .venv/bin/label-studio start --no-browser --internal-host "${BIND:-127.0.0.1}" -p "$PORT"

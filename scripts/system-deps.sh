@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Debian packages the tests use: Chromium (browser tests) and PostgreSQL (the postgres pass).
+set -euo pipefail
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ ${#need[@]} -eq 0 ] && exit 0
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+echo "installing Debian packages: ${need[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+# the packaged cluster is not used: tests start their own server on loopback (scripts/pg.sh)
+if command -v pg_lsclusters >/dev/null && [ "$(id -u)" = 0 ]; then service postgresql stop >/dev/null 2>&1 || true; fi
