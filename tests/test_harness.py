@@ -1,7 +1,5 @@
 """The fixtures build real Label Studio objects and the API sees them as a browser would."""
 
-import pytest
-
 
 def test_fixtures_are_label_studio_models(image_project, image_tasks, predictions, annotations):
     from tasks.models import Annotation, Prediction, Task
