@@ -12,7 +12,9 @@ from types import SimpleNamespace
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from ls_extensions.permissions import is_project_member
 from ls_extensions.video.frames import CODECS
+from ls_extensions.video.importer import ImportRefused, import_videos
 from ls_extensions.video.prepare import BAD_IMAGE, DEFAULT_PATTERNS, SIZE_MISMATCH, prepare_videos
 
 
@@ -32,7 +34,7 @@ class Command(BaseCommand):
         'Encode each folder under ROOT that holds images into one video named after its relative path '
         '(a/b/c -> a__b__c.mp4) and write manifest.json and manifest.csv to --out.'
     )
-    requires_system_checks = []  # works on files only: no database, no project checks
+    requires_system_checks = []  # encoding works on files only; --project checks its target itself
 
     def add_arguments(self, parser):
         parser.add_argument('root', help='folder to search for image sequences')
@@ -46,8 +48,17 @@ class Command(BaseCommand):
         parser.add_argument('--overwrite', action='store_true', help='re-encode videos that already exist')
         parser.add_argument('--on-size-mismatch', choices=SIZE_MISMATCH, default='resize')
         parser.add_argument('--on-bad-image', choices=BAD_IMAGE, default='skip')
+        parser.add_argument('--project', type=int, help='import the videos as tasks of this Label Studio project')
+        parser.add_argument('--user', help="uploader's email for --project (default: the project's creator)")
+        parser.add_argument(
+            '--labels',
+            type=lambda s: [x.strip() for x in s.split(',') if x.strip()],
+            default=[],
+            help='comma-separated labels, for a --project that has no video label config yet',
+        )
 
     def handle(self, *, root, out, fps, patterns, codec, crf, overwrite, on_size_mismatch, on_bad_image, **options):
+        project, user = self.import_target(options['project'], options['user']) if options['project'] else (None, None)
         # Django appends a newline to every write; the bar needs raw '\r' updates.
         raw_stderr = SimpleNamespace(
             write=partial(self.stderr.write, ending='', style_func=str), flush=self.stderr.flush
@@ -77,13 +88,31 @@ class Command(BaseCommand):
         if not records:
             raise CommandError(f'no folder under {root} holds images matching {list(patterns or DEFAULT_PATTERNS)}')
 
-        # >>> Label Studio import step goes here (not part of this command yet). `records` holds each
-        # video's file name inside `out`, its source folder, fps, size and frame count. <<<
-
         self.summarize(records, out, options['verbosity'])
+        if project is not None:
+            try:
+                created, existing = import_videos(project, user, records, out, fps, options['labels'])
+            except ImportRefused as exc:
+                raise CommandError(str(exc)) from exc
+            self.stdout.write(f'project {project.id}: {created} task(s) created, {existing} already there')
         failed = sum(record.status == 'failed' for record in records)
         if failed:
             raise CommandError(f'{failed} folder(s) failed; see {out}/manifest.json')
+
+    def import_target(self, project_id, email):
+        """Check the project and user before encoding anything, so a typo costs no encoding time."""
+        from projects.models import Project
+        from users.models import User
+
+        project = Project.objects.filter(id=project_id).select_related('created_by').first()
+        if project is None:
+            raise CommandError(f'project {project_id} does not exist')
+        user = User.objects.filter(email=email).first() if email else project.created_by
+        if user is None:
+            raise CommandError(f'no user with email {email!r}')
+        if not is_project_member(user, project):
+            raise CommandError(f'{user.email} is not a member of the organization of project {project_id}')
+        return project, user
 
     def summarize(self, records, out, verbosity):
         for record in records if verbosity else ():
