@@ -9,5 +9,7 @@ trap 'scripts/pg.sh stop; rm -rf "$LS_EXT_PG_DIR"' EXIT
 
 $BIN/pytest -q -m "not postgres" "$@"
 
-eval "$(scripts/pg.sh start)"
+export LS_EXT_PG_PORT=${LS_EXT_PG_PORT:-$($BIN/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+pg_env=$(scripts/pg.sh start)  # a failed start stops the run here, not in the tests
+eval "$pg_env"
 $BIN/pytest -q -m postgres "$@"
