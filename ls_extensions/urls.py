@@ -6,5 +6,6 @@ from ls_extensions.privacy import views as privacy_views
 
 urlpatterns = [
     path('heidi-tips/', privacy_views.heidi_tips, name='ls_ext_heidi_tips'),
+    path('', include('ls_extensions.video.urls')),
     path('', include('core.urls')),
 ]

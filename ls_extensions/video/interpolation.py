@@ -79,6 +79,42 @@ def _frame(item: dict, index: int) -> int:
     return int(raw)
 
 
+_NUMBERS = {int, float}
+
+
+def _plain_keyframes(sequence) -> np.ndarray | None:
+    """The usual stored sequence, a field at a time: dicts of JSON numbers with boolean (or no) `enabled`.
+
+    Gives exactly what the keyframe-by-keyframe path gives, several times faster; None for anything
+    else (missing or odd values, mixed int/float frames, out of range), which that path then handles.
+    """
+    try:
+        frames = [item['frame'] for item in sequence]
+        geometry = [[item[name] for item in sequence] for name in ('x', 'y', 'width', 'height')]
+        rotation = [item.get('rotation', 0.0) for item in sequence]
+        enabled = [item.get('enabled', False) for item in sequence]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    if not all(set(map(type, values)) <= _NUMBERS for values in (*geometry, rotation)):
+        return None
+    if not set(map(type, enabled)) <= {bool} or (frame_types := set(map(type, frames))) not in ({int}, {float}):
+        return None
+    try:
+        frame = np.array(frames, np.int64 if frame_types == {int} else np.float64)
+        values = np.array([*geometry, rotation], np.float64)
+    except OverflowError:
+        return None
+    if not (np.isfinite(values).all() and (frame > 0).all() and (frame <= MAX_FRAME).all()):
+        return None
+    if frame.dtype.kind == 'f' and not (frame == np.floor(frame)).all():
+        return None
+    keyframes = np.empty(len(frames), KEYFRAME_DTYPE)
+    keyframes['frame'], keyframes['enabled'] = frame, enabled
+    for name, column in zip(GEOMETRY[:4] + ('rotation',), values, strict=True):
+        keyframes[name] = column
+    return keyframes
+
+
 def normalize_sequence(sequence) -> np.ndarray:
     """Validate a stored sequence into a `KEYFRAME_DTYPE` array, keeping the stored order.
 
@@ -93,6 +129,9 @@ def normalize_sequence(sequence) -> np.ndarray:
         raise MalformedSequence(f'the sequence must be a list of keyframes, got {type(sequence).__name__}')
     if not sequence:
         raise MalformedSequence('the sequence has no keyframes')
+    plain = _plain_keyframes(sequence)
+    if plain is not None:
+        return plain
     rows = []
     for index, item in enumerate(sequence):
         if not isinstance(item, dict):

@@ -1,6 +1,6 @@
 """COCO-video (TAO-like) JSON: `videos`, `images` per frame, `tracks`, `annotations`, `categories`.
 
-Every frame of every video is an image (`frame_index` 0-based, `file_name` `<video>/<frame>.jpg`
+Every (exported, see `frame_stride`) frame of every video is an image (`frame_index` 0-based, `file_name` `<video>/<frame>.jpg`
 with the 1-based frame, as in the YOLO and MOT layouts); annotation `bbox` is `[x, y, w, h]` in
 pixels around the (possibly rotated) box. Ids are 1-based and assigned in output order; an image id
 is the video's offset plus its frame, so annotations need no lookup table. Written as it goes;
@@ -47,7 +47,7 @@ def _images(tasks: list[PreparedTask], stems: list[str], offsets: list[int]):
         ts = task.track_set
         fixed = (video_id, ts.width, ts.height)
         for lo in range(1, ts.frame_count + 1, task.chunk_frames):
-            frames = range(lo, min(lo + task.chunk_frames, ts.frame_count + 1))
+            frames = task.frames(lo, min(lo + task.chunk_frames - 1, ts.frame_count))
             yield ', '.join(IMAGE % (offset + f, f - 1, stem, f, *fixed) for f in frames)
 
 

@@ -34,6 +34,8 @@ def _entries(task: PreparedTask, source) -> JsonArray:
 def _rewritten(result: dict, task: PreparedTask, source) -> dict:
     ts = task.track_set
     meta = {'interpolated': True, 'frames_count': ts.frame_count, 'frames_count_source': ts.frame_count_source}
+    if task.frame_stride != 1:
+        meta['frame_stride'] = task.frame_stride  # `enabled`: the box is on the next exported frame
     value = {**result.get('value', {}), 'sequence': _entries(task, source), 'interpolated': True}
     return {**result, 'value': value, 'meta': {**(result.get('meta') or {}), **meta}}
 

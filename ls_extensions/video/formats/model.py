@@ -85,11 +85,17 @@ class VideoExport:
     """An export: the class names (index = `Track.label_id`) and the tasks, in output order.
 
     `track_sets` is read once, up front (keyframes are small; the per-frame boxes are made while writing).
+    `frame_stride` > 1 exports only frames 1, 1 + stride, 1 + 2 * stride, ... (frame numbers are kept).
     """
 
     labels: list[str]
     track_sets: Iterable[VideoTrackSet]
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    frame_stride: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.frame_stride, int) or self.frame_stride < 1:
+            raise ValueError(f'frame_stride must be a whole number from 1, got {self.frame_stride!r}')
 
 
 @dataclass
@@ -109,6 +115,7 @@ class ExportSummary:
 
     format: str
     tasks: list[TaskSummary] = field(default_factory=list)
+    frame_stride: int = 1
 
     @property
     def boxes(self) -> int:
@@ -119,4 +126,5 @@ class ExportSummary:
         return [f'task {task.task_id}: {message}' for task in self.tasks for message in task.warnings]
 
     def to_dict(self) -> dict:
-        return {'format': self.format, 'boxes': self.boxes, 'tasks': [asdict(task) for task in self.tasks]}
+        stride = {'frame_stride': self.frame_stride} if self.frame_stride != 1 else {}
+        return {'format': self.format, **stride, 'boxes': self.boxes, 'tasks': [asdict(task) for task in self.tasks]}

@@ -2,27 +2,67 @@
 
 Frames and track ids are 1-based, boxes in pixels; a rotated box becomes the axis-aligned box around
 it (MOT has no angle). Class ids are 1-based lines of `gt/labels.txt`. One video sits at the zip
-root; several get one sequence folder each, named after the video.
+root; several get one sequence folder each, named after the video. When the track sets carry
+`frame_images` (optional here), the frames go to `img1/<frame>.jpg` as `seqinfo.ini` says.
 """
 
 from __future__ import annotations
 
 from typing import BinaryIO
 
-from ..interpolation import bounding_box
+import numpy as np
+
+from ..interpolation import FrameBoxes, bounding_box
 from .model import ExportSummary, VideoExport
 from .registry import exporter
-from .streaming import PreparedTask, open_zip, prepare, video_stems, write_member, write_summary
+from .streaming import PreparedTask, format_rows, open_zip, prepare, video_stems, write_member, write_summary
+
+ROWS_PER_BATCH = 1 << 14  # rows formatted per NumPy call (about 1 MB of text)
 
 
 def _rows(task: PreparedTask):
+    """gt.txt text, track by track and frame by frame, formatted a batch of rows at a time with NumPy."""
     size = task.track_set.width, task.track_set.height
+    batch: list[tuple[int, int, FrameBoxes, tuple]] = []
+    pending = 0
     for track, source in task.tracks:
-        line = f'%d,{track.track_id},%.2f,%.2f,%.2f,%.2f,1,{track.label_id + 1},1\n'
         for boxes in task.chunks(source):
-            left, top, width, height = bounding_box(boxes.x, boxes.y, boxes.width, boxes.height, boxes.rotation, *size)
-            rows = zip(boxes.frame.tolist(), left.tolist(), top.tolist(), width.tolist(), height.tolist(), strict=True)
-            yield ''.join(line % row for row in rows)
+            pixels = bounding_box(boxes.x, boxes.y, boxes.width, boxes.height, boxes.rotation, *size)
+            batch.append((track.track_id, track.label_id + 1, boxes, pixels))
+            pending += len(boxes)
+            if pending >= ROWS_PER_BATCH:
+                yield _format(batch)
+                batch, pending = [], 0
+    if batch:
+        yield _format(batch)
+
+
+def _format(batch) -> bytes:
+    def column(values):
+        return np.concatenate(values) if len(values) > 1 else np.asarray(values[0])
+
+    frame = column([boxes.frame for _, _, boxes, _ in batch])
+    track = column([np.full(len(boxes), track_id) for track_id, _, boxes, _ in batch])
+    label = column([np.full(len(boxes), class_id) for _, class_id, boxes, _ in batch])
+    left, top, width, height = (column([pixels[i] for *_, pixels in batch]) for i in range(4))
+    return format_rows(
+        [
+            (frame, 0),
+            ',',
+            (track, 0),
+            ',',
+            (left, 2),
+            ',',
+            (top, 2),
+            ',',
+            (width, 2),
+            ',',
+            (height, 2),
+            ',1,',
+            (label, 0),
+            ',1\n',
+        ]
+    )
 
 
 def _seqinfo(task: PreparedTask, stem: str) -> str:
@@ -32,6 +72,20 @@ def _seqinfo(task: PreparedTask, stem: str) -> str:
         f'[Sequence]\nname={stem}\nimDir=img1\nframeRate={fps}\nseqLength={ts.frame_count}\n'
         f'imWidth={ts.width}\nimHeight={ts.height}\nimExt=.jpg\n'
     )
+
+
+def _write_images(archive, task: PreparedTask, folder: str) -> None:
+    """`img1/<frame>.jpg` for the exported frames, when the caller gave frame images (optional for MOT)."""
+    images = task.track_set.frame_images
+    if images is None:
+        return
+    wanted = task.frames(1, task.track_set.frame_count)
+    written = 0
+    for frame, jpeg in images(wanted):
+        write_member(archive, f'{folder}img1/{frame:06d}.jpg', [jpeg], compress=False)
+        written += 1
+    if written < len(wanted):
+        task.summary.warnings.append(f'{len(wanted) - written} frames had no image')
 
 
 @exporter(
@@ -50,5 +104,6 @@ def write_mot(out: BinaryIO, export: VideoExport) -> ExportSummary:
             write_member(archive, f'{folder}seqinfo.ini', [_seqinfo(task, stem)])
             write_member(archive, f'{folder}gt/labels.txt', [labels])
             write_member(archive, f'{folder}gt/gt.txt', _rows(task))
+            _write_images(archive, task, folder)
         write_summary(archive, summary)
     return summary

@@ -1,4 +1,4 @@
-"""YOLO: `images/<video>/<frame>.jpg` and `labels/<video>/<frame>.txt` for every frame (1-based names).
+"""YOLO: `images/<video>/<frame>.jpg` and `labels/<video>/<frame>.txt` for every (exported) frame (1-based names).
 
 Labels are `class x_center y_center width height` normalised to 0-1. When any box is rotated (or
 with the YOLO-OBB format) every label is `class x1 y1 x2 y2 x3 y3 x4 y4`, the rotated corners
@@ -38,18 +38,20 @@ def _write_task(archive, task: PreparedTask, stem: str, oriented: bool) -> None:
     images = task.track_set.frame_images
     written = 0
     for lo, hi, boxes in task.windows():
+        wanted = task.frames(lo, hi)
         if images is not None:
-            for frame, jpeg in images(range(lo, hi + 1)):
+            for frame, jpeg in images(wanted):
                 write_member(archive, f'images/{stem}/{frame:06d}.jpg', [jpeg], compress=False)
                 written += 1
         frames, lines = _label_lines(task, [(track.label_id, b) for track, b in boxes], oriented)
-        bounds = np.searchsorted(frames, np.arange(lo, hi + 2))
-        for frame, start, stop in zip(range(lo, hi + 1), bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        starts, stops = np.searchsorted(frames, wanted), np.searchsorted(frames, wanted, 'right')
+        for frame, start, stop in zip(wanted, starts.tolist(), stops.tolist(), strict=True):
             write_member(archive, f'labels/{stem}/{frame:06d}.txt', [''.join(lines[start:stop])])
+    exported = len(task.frames(1, task.track_set.frame_count))
     if images is None:
         task.summary.warnings.append('no frame images available: labels only')
-    elif written < task.track_set.frame_count:
-        task.summary.warnings.append(f'{task.track_set.frame_count - written} frames had no image')
+    elif written < exported:
+        task.summary.warnings.append(f'{exported - written} frames had no image')
 
 
 def _is_rotated(tasks: list[PreparedTask]) -> bool:

@@ -1,0 +1,117 @@
+"""Request parameters of the per-frame video export (query string of the API, body of a snapshot conversion)."""
+
+from __future__ import annotations
+
+from django.http import QueryDict
+from rest_framework import serializers
+
+from .export import OPTIONAL_IMAGES, ChosenFormat, ExportOptions, chosen_formats, format_names, require_format
+from .formats import list_exporters
+
+LIST_FIELDS = ('ids', 'labels')
+
+
+def _format_help() -> str:
+    names = ', '.join(f'`{e.name}` ({e.title})' for e in list_exporters())
+    dialog = ', '.join(f'`{f.name}`' for f in chosen_formats())
+    return f"Export format: {names}. The Export dialog's names work too: {dialog}."
+
+
+class VideoFrameOptionsSerializer(serializers.Serializer):
+    """Filters and fallbacks shared by the API endpoint and snapshot conversions."""
+
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        help_text='Only these task ids (repeat the parameter or separate ids with commas).',
+    )
+    labels = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text='Only tracks with these labels (repeat or separate with commas); class ids follow the labeling '
+        'config order of the chosen labels.',
+    )
+    frame_stride = serializers.IntegerField(
+        min_value=1,
+        default=1,
+        help_text='Export every n-th frame: frames 1, 1 + n, 1 + 2n, ... (frame numbers are kept).',
+    )
+    width = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text='Video width in pixels for videos whose file cannot be read (pixel formats need it).',
+    )
+    height = serializers.IntegerField(min_value=1, required=False, help_text='Video height in pixels, with width.')
+    download_all_tasks = serializers.BooleanField(
+        default=False,
+        help_text='Include tasks without annotations (YOLO then writes their frames as background images).',
+    )
+    images = serializers.BooleanField(
+        default=False,
+        help_text='MOT: also write the frame images, img1/<frame>.jpg, extracted from the video (UI frame f is '
+        'decoded frame f - 1). YOLO and YOLO-OBB always include them.',
+    )
+
+    def validate(self, attrs):
+        if ('width' in attrs) != ('height' in attrs):
+            raise serializers.ValidationError('give both width and height, or neither')
+        return attrs
+
+    def options(self, chosen: ChosenFormat) -> ExportOptions:
+        """The options for a format as asked for; its name's defaults apply (`VIDEO_MOT_IMAGES`: images)."""
+        data = {**self.validated_data, **chosen.defaults}
+        exporter = chosen.exporter
+        if data['images'] and not (exporter.needs_images or exporter.name in OPTIONAL_IMAGES):
+            raise serializers.ValidationError({'images': f'{exporter.name} has no frame images'})
+        return ExportOptions(
+            exporter=exporter,
+            images=data['images'],
+            task_ids=data.get('ids'),
+            labels=data.get('labels'),
+            frame_stride=data['frame_stride'],
+            width=data.get('width'),
+            height=data.get('height'),
+            only_annotated=not data['download_all_tasks'],
+        )
+
+
+class VideoFramesQuerySerializer(VideoFrameOptionsSerializer):
+    """`GET /api/projects/<id>/export/video-frames` query parameters."""
+
+    format = serializers.CharField(help_text=_format_help())
+
+    def validate_format(self, value):
+        return require_format(value).name  # UnknownFormat (400, lists the formats) is answered by the view
+
+
+def query_data(query: QueryDict) -> dict:
+    """A query string as serializer data: lists from repeated or comma-separated values (`ids[]` too)."""
+    data = {key: value for key, value in query.items() if not key.endswith('[]')}
+    if 'stride' in query and 'frame_stride' not in query:
+        data['frame_stride'] = query['stride']
+    if 'exportType' in query and 'format' not in query:
+        data['format'] = query['exportType']
+    for key in LIST_FIELDS:
+        values = query.getlist(key) + query.getlist(f'{key}[]')
+        items = [item.strip() for value in values for item in value.split(',') if item.strip()]
+        if items:
+            data[key] = items
+        else:
+            data.pop(key, None)
+    return data
+
+
+class VideoSnapshotConvertSerializer(VideoFrameOptionsSerializer):
+    """`POST /api/projects/<id>/exports/<pk>/convert` body for our formats (Label Studio's fields plus ours)."""
+
+    export_type = serializers.CharField(help_text='A video format name from the export format list, e.g. VIDEO_MOT.')
+    download_resources = serializers.BooleanField(required=False, help_text='Ignored by the video formats.')
+
+
+__all__ = [
+    'VideoFrameOptionsSerializer',
+    'VideoFramesQuerySerializer',
+    'VideoSnapshotConvertSerializer',
+    'format_names',
+    'query_data',
+]
