@@ -12,8 +12,8 @@ from django.core.management.base import CommandError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ls_extensions.video.management.commands.frames_to_video import Command
 from ls_extensions.video.frames import iter_frames, probe
+from ls_extensions.video.management.commands.frames_to_video import Command
 from ls_extensions.video.prepare import (
     KEPT,
     find_image_folders,
