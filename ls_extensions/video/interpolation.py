@@ -229,6 +229,8 @@ class ExpansionPlan:
     def __init__(self, sequence):
         kf = normalize_sequence(sequence)
         self.keyframes = kf
+        # plain contiguous columns: gathers from them are several times faster than from structured fields
+        self.columns = {name: np.ascontiguousarray(kf[name]) for name in ('frame', *GEOMETRY)}
         frames, count = kf['frame'], len(kf)
         prefix_max = np.maximum.accumulate(frames)
         suffix_min = np.minimum.accumulate(frames[::-1])[::-1]
@@ -246,7 +248,9 @@ class ExpansionPlan:
         open_visible = has_prev & kf['enabled'][last_le] & (open_lo <= open_hi)
 
         def interleave(point, open_):
-            return np.column_stack([point, open_]).ravel()
+            both = np.empty(2 * len(point), dtype=np.result_type(point, open_))
+            both[0::2], both[1::2] = point, open_
+            return both
 
         self.lo = interleave(distinct, open_lo)
         self.hi = interleave(distinct, open_hi)
@@ -259,7 +263,9 @@ class ExpansionPlan:
         following[:-1] += ~nonempty[1:]  # an empty open segment is skipped: the next point follows
         self.next_shown = np.append(self.visible[following[:-1]], True)
         src, tgt = self.source, np.maximum(self.target, 0)
-        self.turn = normalize_angle(kf['rotation'][tgt] - kf['rotation'][src])  # short way, per segment
+        self.turning = bool(np.any(self.columns['rotation'] != 0))  # all zero: interpolation keeps 0
+        if self.turning:
+            self.turn = normalize_angle(kf['rotation'][tgt] - kf['rotation'][src])  # short way, per segment
 
     @property
     def rotated(self) -> bool:
@@ -277,7 +283,7 @@ class ExpansionPlan:
         segment = np.repeat(np.arange(len(counts)), counts)
         offsets = np.arange(len(segment)) - np.repeat(np.cumsum(counts) - counts, counts)
         frame = lo[segment] + offsets
-        kf = self.keyframes
+        kf = self.columns
         source, target = self.source[segment], self.target[segment]
         values = {name: kf[name][source] for name in GEOMETRY}
         moving = np.flatnonzero(target >= 0)
@@ -286,7 +292,8 @@ class ExpansionPlan:
             r = (frame[moving] - kf['frame'][a]) / (kf['frame'][b] - kf['frame'][a])
             for name in ('x', 'y', 'width', 'height'):
                 values[name][moving] = kf[name][a] + (kf[name][b] - kf[name][a]) * r
-            values['rotation'][moving] = normalize_angle(kf['rotation'][a] + self.turn[segment[moving]] * r)
+            if self.turning:
+                values['rotation'][moving] = normalize_angle(kf['rotation'][a] + self.turn[segment[moving]] * r)
         continues = (frame < self.hi[segment]) | self.next_shown[segment]
         return FrameBoxes(frame, **values, keyframe=self.keyframe[segment], continues=continues)
 
