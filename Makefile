@@ -7,9 +7,10 @@ PORT ?= 8080
 
 .PHONY: run test test-fast install system-deps lint format bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml scripts/install-ml.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[test]'
+	scripts/install-ml.sh
 	touch $@
 
 install: $(VENV)/.installed

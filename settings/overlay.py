@@ -4,11 +4,18 @@ Every change here is a setting Label Studio reads; nothing of Label Studio is pa
 """
 
 from core.settings.label_studio import *  # noqa: F403
-from core.settings.label_studio import INSTALLED_APPS, MIDDLEWARE
+from core.settings.label_studio import INSTALLED_APPS, MIDDLEWARE, USER_ADDITIONAL_BANNED_SUBNETS
 
+from ls_extensions.ml_backend.ssrf import BANNED_SUBNETS_EXCEPT_LOOPBACK
 from ls_extensions.privacy import csp
 
-INSTALLED_APPS = [*INSTALLED_APPS, 'ls_extensions', 'ls_extensions.video', 'ls_extensions.scoring']
+INSTALLED_APPS = [
+    *INSTALLED_APPS,
+    'ls_extensions',
+    'ls_extensions.video',
+    'ls_extensions.scoring',
+    'ls_extensions.ml_backend',
+]
 ROOT_URLCONF = 'ls_extensions.urls'
 
 # Usage telemetry is already off by COLLECT_ANALYTICS; the middleware is dropped as well so that
@@ -21,3 +28,8 @@ ENABLE_CSP = True
 globals().update(csp.offline_policy())
 if 'core.middleware.HumanSignalCspMiddleware' not in MIDDLEWARE:
     MIDDLEWARE.append('core.middleware.HumanSignalCspMiddleware')
+
+# ML backends on this machine: Label Studio's SSRF list minus loopback (private networks and the metadata
+# address stay blocked; the egress guard still limits every non-loopback host). See ls_extensions/ml_backend/ssrf.py.
+USE_DEFAULT_BANNED_SUBNETS = False
+USER_ADDITIONAL_BANNED_SUBNETS = [*BANNED_SUBNETS_EXCEPT_LOOPBACK, *USER_ADDITIONAL_BANNED_SUBNETS]

@@ -1,0 +1,305 @@
+"""Background training: one job at a time, one more queued, progress and metrics readable at any time.
+
+A job pulls the project's annotations (Label Studio's export API) and images, fine-tunes the
+served model through its adapter, measures mAP@0.5 on a held-out split before and after (when
+there are enough annotated images), and serves the new checkpoint as a new version only when
+training succeeded.
+"""
+
+import itertools
+import logging
+import math
+import shutil
+import threading
+import time
+import traceback
+from collections import Counter, deque
+
+import numpy as np
+
+from ls_extensions.ml_backend.adapters.base import Sample
+from ls_extensions.ml_backend.images import ImageError
+from ls_extensions.ml_backend.labels import LabelMap
+from ls_extensions.ml_backend.ls_client import LabelStudioError
+from ls_extensions.ml_backend.metrics import mean_average_precision
+
+logger = logging.getLogger(__name__)
+
+_ids = itertools.count(1)
+
+
+def _now():
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+
+
+def percent_box_to_pixels(value, width, height):
+    """Label Studio's percent rectangle (rotation in degrees around its top-left corner) -> xyxy pixels."""
+    x, y = value['x'] * width / 100.0, value['y'] * height / 100.0
+    w, h = value['width'] * width / 100.0, value['height'] * height / 100.0
+    angle = math.radians(value.get('rotation') or 0)
+    if angle:
+        c, s = math.cos(angle), math.sin(angle)
+        corners = [(x + dx * c - dy * s, y + dx * s + dy * c) for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))]
+        xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+        x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
+    else:
+        x1, y1, x2, y2 = x, y, x + w, y + h
+    return (
+        float(np.clip(x1, 0, width)),
+        float(np.clip(y1, 0, height)),
+        float(np.clip(x2, 0, width)),
+        float(np.clip(y2, 0, height)),
+    )
+
+
+def latest_annotation(task):
+    annotations = [a for a in task.get('annotations') or [] if not a.get('was_cancelled')]
+    if not annotations:
+        return None
+    return max(annotations, key=lambda a: (a.get('ground_truth', False), a.get('updated_at') or '', a.get('id') or 0))
+
+
+def build_dataset(tasks, control, label_map, loader):
+    """Samples from exported tasks; stats say what was used and what was dropped, and why."""
+    stats = Counter()
+    dropped_labels = Counter()
+    errors = []
+    samples = []
+    for task in tasks:
+        annotation = latest_annotation(task)
+        if annotation is None:
+            stats['tasks_without_annotations'] += 1
+            continue
+        regions = [
+            r
+            for r in annotation.get('result') or []
+            if r.get('type') == 'rectanglelabels' and r.get('from_name') == control.from_name
+        ]
+        url = (task.get('data') or {}).get(control.value_key)
+        try:
+            image = loader.load(url)
+        except ImageError as exc:
+            stats['unreadable_images'] += 1
+            errors.append({'task': task.get('id'), 'error': str(exc)})
+            continue
+        height, width = image.shape[:2]
+        boxes, labels = [], []
+        for region in regions:
+            value = region.get('value') or {}
+            names = value.get('rectanglelabels') or []
+            k = label_map.class_for(names[0]) if names else None
+            if k is None:
+                dropped_labels[names[0] if names else '<none>'] += 1
+                continue
+            x1, y1, x2, y2 = percent_box_to_pixels(value, width, height)
+            if x2 - x1 < 1 or y2 - y1 < 1:
+                stats['degenerate_boxes'] += 1
+                continue
+            boxes.append((x1, y1, x2, y2))
+            labels.append(k)
+        stats['annotated_tasks'] += 1
+        stats['boxes'] += len(boxes)
+        samples.append(
+            Sample(
+                image=image,
+                boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+                labels=np.asarray(labels, dtype=np.int64),
+                key=str(task.get('id')),
+            )
+        )
+    return samples, {**stats, 'dropped_labels': dict(dropped_labels), 'errors': errors[:20]}
+
+
+def split(samples, min_eval, fraction):
+    """Deterministic held-out split (every k-th image by task id) once there are ``min_eval`` images."""
+    if len(samples) < min_eval:
+        return samples, []
+    ordered = sorted(samples, key=lambda s: (len(s.key), s.key))
+    step = max(2, round(1 / fraction))
+    val = [s for i, s in enumerate(ordered) if i % step == step - 1]
+    train = [s for i, s in enumerate(ordered) if i % step != step - 1]
+    return train, val
+
+
+def evaluate(adapter, samples, batch_size=8):
+    detections = []
+    for i in range(0, len(samples), batch_size):
+        batch = samples[i : i + batch_size]
+        for dets in adapter.predict([s.image for s in batch], score_threshold=0.001):
+            detections.append([d.as_tuple() for d in dets])
+    gts = [(s.boxes, s.labels) for s in samples]
+    result = mean_average_precision(detections, gts, len(adapter.classes))
+    return round(result['mAP'], 4)
+
+
+class Job(dict):
+    """A plain dict (it is what the status endpoint returns) with an id."""
+
+
+class Trainer:
+    """One worker thread; ``request`` returns at once. Needs a server with ``adapter``, ``build_adapter``,
+    ``registry``, ``serve(adapter, meta)`` and ``project_context(project_id, label_config)``."""
+
+    def __init__(self, server, min_eval=10, eval_fraction=0.25, history=20):
+        self.server = server
+        self.min_eval = min_eval
+        self.eval_fraction = eval_fraction
+        self._cond = threading.Condition()
+        self.running = None
+        self.queued = None
+        self.history = deque(maxlen=history)
+        self._thread = None
+
+    def request(self, project_id, source='START_TRAINING', label_config=None, tasks=None):
+        with self._cond:
+            if self.queued is not None:
+                self.queued['merged_requests'] += 1
+                return {'status': 'already_queued', 'job': self.queued['id']}
+            job = Job(
+                id=f'train-{int(time.time())}-{next(_ids)}',
+                project=project_id,
+                source=source,
+                status='queued',
+                created_at=_now(),
+                merged_requests=0,
+                progress={},
+            )
+            job._label_config = label_config
+            job._tasks = tasks
+            self.queued = job
+            answer = 'queued' if self.running is not None else 'started'
+            self._ensure_thread()
+            self._cond.notify_all()
+            return {'status': answer, 'job': job['id']}
+
+    def _ensure_thread(self):
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name='ml-backend-trainer', daemon=True)
+            self._thread.start()
+
+    def _loop(self):
+        while True:
+            with self._cond:
+                while self.queued is None:
+                    self._cond.wait()
+                job, self.queued = self.queued, None
+                self.running = job
+            try:
+                self._run(job)
+            except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the worker lives on
+                logger.exception('training job %s failed', job['id'])
+                job.update(
+                    status='failed', message=f'{exc.__class__.__name__}: {exc}', traceback=traceback.format_exc()
+                )
+            finally:
+                job['finished_at'] = _now()
+                job._tasks = None
+                with self._cond:
+                    self.history.appendleft(job)
+                    self.running = None
+                    self._cond.notify_all()
+
+    def wait_idle(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self.running is not None or self.queued is not None:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def status(self):
+        with self._cond:
+            public = lambda j: {k: v for k, v in j.items()} if j else None  # noqa: E731
+            return {
+                'state': 'training' if self.running else 'idle',
+                'running': public(self.running),
+                'queued': public(self.queued),
+                'history': [public(j) for j in self.history],
+            }
+
+    def find(self, job_id):
+        with self._cond:
+            for j in [self.running, self.queued, *self.history]:
+                if j and j['id'] == job_id:
+                    return dict(j)
+        return None
+
+    def _run(self, job):
+        server = self.server
+        started = time.monotonic()
+        job.update(status='running', started_at=_now(), phase='fetching annotations')
+        control, client, loader = server.project_context(job['project'], job._label_config)
+        if job._tasks is not None:
+            tasks = job._tasks
+        elif client is None:
+            raise LabelStudioError(
+                f'Label Studio URL unknown for project {job["project"]}: connect the model in the project settings '
+                '(which calls /setup) or start the server with --ls-url'
+            )
+        else:
+            tasks = client.annotated_tasks(job['project'])
+        adapter, base_meta = server.adapter, server.current_meta
+        label_map = LabelMap(adapter.classes, control)
+        job['phase'] = 'reading images'
+        samples, stats = build_dataset(tasks, control, label_map, loader)
+        job['dataset'] = stats
+        if stats.get('boxes', 0) == 0:
+            reasons = []
+            if not tasks:
+                reasons.append('the project has no tasks with annotations')
+            if stats.get('unreadable_images'):
+                reasons.append(f'{stats["unreadable_images"]} images could not be read')
+            if stats.get('dropped_labels'):
+                reasons.append(f'labels not known to the model: {stats["dropped_labels"]}')
+            if stats.get('annotated_tasks') and not stats.get('dropped_labels'):
+                reasons.append('the annotations contain no boxes')
+            job.update(
+                status='noop',
+                phase='done',
+                message='no usable annotations: ' + ('; '.join(reasons) or 'nothing to learn from'),
+            )
+            return
+        train, val = split(samples, self.min_eval, self.eval_fraction)
+        job.update(train_images=len(train), eval_images=len(val))
+        metrics = {}
+        if val:
+            job['phase'] = 'evaluating the served model'
+            metrics['map_before'] = evaluate(adapter, val)
+        job['phase'] = 'training'
+        work_dir = server.registry.root / 'work' / job['id']
+
+        def progress(p):
+            job['progress'] = {**p, 'elapsed_s': round(time.monotonic() - started, 1)}
+
+        try:
+            result = adapter.fit(train, work_dir, progress=progress)
+            loss = result.metrics.get('loss')
+            if loss is None or not math.isfinite(loss):
+                raise RuntimeError(f'training diverged (loss={loss})')
+            metrics.update(result.metrics)
+            job['phase'] = 'loading the new checkpoint'
+            new_adapter = server.build_adapter(result.checkpoint)
+            if val:
+                job['phase'] = 'evaluating the new model'
+                metrics['map_after'] = evaluate(new_adapter, val)
+            metrics['train_seconds'] = round(time.monotonic() - started, 2)
+            meta = server.registry.register(
+                result.checkpoint,
+                meta={
+                    'parent': base_meta['version'] if base_meta else None,
+                    'job': job['id'],
+                    'project': job['project'],
+                    'metrics': metrics,
+                    'train_images': len(train),
+                    'eval_images': len(val),
+                    'config': str(server.config) if server.config else None,
+                },
+            )
+            server.serve(new_adapter, meta)
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        job.update(status='succeeded', phase='done', metrics=metrics, version=meta['version'])
+        if not val:
+            job['message'] = f'trained on {len(train)} images; mAP needs at least {self.min_eval} annotated images'
