@@ -7,5 +7,7 @@ from ls_extensions.privacy import views as privacy_views
 urlpatterns = [
     path('heidi-tips/', privacy_views.heidi_tips, name='ls_ext_heidi_tips'),
     path('', include('ls_extensions.video.urls')),
+    path('', include('ls_extensions.scoring.urls')),
+    path('', include('ls_extensions.retraining.urls')),
     path('', include('core.urls')),
 ]

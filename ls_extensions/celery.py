@@ -1,0 +1,17 @@
+"""The Celery app of ls_extensions, configured from Django settings (``CELERY_*``).
+
+    DJANGO_SETTINGS_MODULE=settings.offline celery -A ls_extensions worker -B --concurrency 1
+
+By default the broker is kombu's SQLAlchemy transport on a SQLite file in Label Studio's data
+directory (no service to run); production sets ``CELERY_BROKER_URL`` to Redis.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings.offline')
+
+app = Celery('ls_extensions')
+app.config_from_object('django.conf:settings', namespace='CELERY')
+app.autodiscover_tasks(['ls_extensions.retraining'], related_name='tasks')

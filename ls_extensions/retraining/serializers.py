@@ -1,0 +1,63 @@
+from rest_framework import serializers
+
+from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
+
+
+class PolicySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RetrainingPolicy
+        fields = [
+            'project',
+            'enabled',
+            'threshold',
+            'min_interval_seconds',
+            'ml_backend',
+            'repredict',
+            'batch_size',
+            'training_timeout_seconds',
+            'changes_since_run',
+            'pending',
+            'pending_since',
+            'running',
+            'last_run_at',
+            'updated_at',
+        ]
+        read_only_fields = [
+            'project',
+            'changes_since_run',
+            'pending',
+            'pending_since',
+            'running',
+            'last_run_at',
+            'updated_at',
+        ]
+        extra_kwargs = {'threshold': {'min_value': 1}, 'batch_size': {'min_value': 1, 'max_value': 1000}}
+
+    def validate_ml_backend(self, backend):
+        if backend is not None and backend.project_id != self.instance.project_id:
+            raise serializers.ValidationError('this ML backend belongs to another project')
+        return backend
+
+
+class RunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingRun
+        fields = [
+            'id',
+            'project',
+            'ml_backend',
+            'trigger',
+            'status',
+            'annotations_used',
+            'job_id',
+            'version_before',
+            'version_after',
+            'tasks_to_predict',
+            'tasks_predicted',
+            'error',
+            'metrics',
+            'created_at',
+            'started_at',
+            'finished_at',
+        ]
+        read_only_fields = fields

@@ -1,0 +1,33 @@
+"""Celery tasks: small, idempotent, taking ids; the work is in ``services``."""
+
+from celery.signals import worker_ready
+
+from ls_extensions.celery import app
+from ls_extensions.retraining import services
+
+
+@app.task(name='ls_ext_retraining.start_run', acks_late=True, ignore_result=True)
+def start_run(project_id, trigger='threshold'):
+    run = services.start_run(project_id, trigger)
+    return run and run.id
+
+
+@app.task(name='ls_ext_retraining.poll_training', acks_late=True, ignore_result=True)
+def poll_training(run_id):
+    services.poll_training(run_id)
+
+
+@app.task(name='ls_ext_retraining.repredict_batch', acks_late=True, ignore_result=True)
+def repredict_batch(run_id):
+    services.repredict_batch(run_id)
+
+
+@app.task(name='ls_ext_retraining.sweep', acks_late=True, ignore_result=True)
+def sweep():
+    return services.sweep()
+
+
+@worker_ready.connect
+def _sweep_on_worker_start(sender=None, **kwargs):
+    """Triggers left pending while no worker (or no broker) was there start now."""
+    services.enqueue('sweep')

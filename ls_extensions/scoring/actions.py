@@ -1,0 +1,97 @@
+"""Data Manager actions, registered with Label Studio's ``register_action``."""
+
+from ls_extensions.scoring import measures, services, tasks
+
+INLINE_LIMIT = 1000  # a selection up to this many tasks is rescored in the request, more goes to a job
+
+
+def _measure_form(user, project):
+    policy = services.get_policy(project.id)
+    return [
+        {
+            'columnCount': 1,
+            'fields': [
+                {
+                    'type': 'select',
+                    'name': 'measure',
+                    'label': 'Uncertainty measure',
+                    'options': sorted(measures.MEASURES),
+                    'value': policy.measure,
+                }
+            ],
+        }
+    ]
+
+
+def _chosen_measure(request):
+    data = getattr(request, 'data', None) or {}
+    measure = data.get('measure') if hasattr(data, 'get') else None
+    return measure or None
+
+
+def recompute_uncertainty(project, queryset, **kwargs):
+    """Recompute the selected tasks' uncertainty; a new measure or a big selection runs in the background."""
+    measure = _chosen_measure(kwargs.get('request'))
+    try:
+        measure = measure and measures.check_measure(measure)
+    except measures.UnknownMeasure as exc:
+        return {'response_code': 400, 'detail': str(exc), 'valid': exc.valid}
+    policy = services.get_policy(project.id)
+    if measure and measure != policy.measure:
+        policy.measure = measure
+        policy.save(update_fields=['measure', 'updated_at'])
+    desired = services.desired_state(policy)
+    ids = list(queryset.values_list('id', flat=True)[: INLINE_LIMIT + 1])
+    if desired != (policy.active_version, policy.active_measure) or len(ids) > INLINE_LIMIT:
+        job = tasks.enqueue(project.id, reason='Data Manager action')
+        return {'detail': f'Recomputing uncertainty for the project in the background (job {job.id})', 'job': job.id}
+    tally = services.Tally()
+    services.rescore_tasks(project.id, ids, tally)
+    return {
+        'processed_items': len(ids),
+        'reload': True,
+        'detail': f'Recomputed {len(ids)} tasks: {tally.scored} ranked, {tally.unranked} without a value, '
+        f'{tally.clamped} scores clamped, {tally.ignored} ignored',
+    }
+
+
+def label_most_uncertain_first(project, queryset, **kwargs):
+    """Turn the uncertainty stream on: "Label All Tasks" serves the most uncertain unlabeled task first."""
+    project.sampling = project.UNCERTAINTY
+    project.save(update_fields=['sampling'])
+    services.reconcile(project.id, 'uncertainty stream turned on')
+    return {
+        'detail': 'Label All Tasks now serves the most uncertain unlabeled task first; choose another '
+        'sampling in Settings > Annotation to turn it off'
+    }
+
+
+def register():
+    from core.permissions import all_permissions
+    from data_manager.actions import register_action
+
+    register_action(
+        recompute_uncertainty,
+        'Recompute uncertainty',
+        order=95,
+        permission=all_permissions.projects_change,
+        dialog={
+            'title': 'Recompute uncertainty',
+            'text': 'Recompute the model uncertainty of the selected tasks from their predictions of the '
+            'current model version. Choosing another measure recomputes the whole project.',
+            'type': 'confirm',
+            'form': _measure_form,
+        },
+    )
+    register_action(
+        label_most_uncertain_first,
+        'Label most uncertain first',
+        order=96,
+        permission=all_permissions.projects_change,
+        dialog={
+            'title': 'Label most uncertain first',
+            'text': 'Label All Tasks will serve the unlabeled task the model is least confident about, '
+            'then tasks without a prediction in order. Each annotator gets a different task.',
+            'type': 'confirm',
+        },
+    )

@@ -1,0 +1,84 @@
+"""Thin API views over ``services``: read and change a project's scoring policy, start a recompute."""
+
+from core.permissions import ViewClassPermission, all_permissions
+from django.db.models import Count, Q, Sum
+from projects.models import Project
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ls_extensions.scoring import measures, services, tasks
+from ls_extensions.scoring.models import KnownVersion, RecomputeJob, TaskUncertainty
+from ls_extensions.scoring.serializers import JobSerializer, PolicyUpdateSerializer
+
+
+def project_for(request, pk):
+    return generics.get_object_or_404(Project.objects.for_user(request.user), pk=pk)
+
+
+def policy_report(project):
+    """Everything a user needs to see which version and measure rank the tasks, and how it went."""
+    policy = services.get_policy(project.id)
+    desired_version, desired_measure = services.desired_state(policy)
+    titles = services.backend_versions(project.id)
+    rows = TaskUncertainty.objects.filter(project_id=project.id).aggregate(
+        ranked=Count('id', filter=Q(value__isnull=False)),
+        unranked=Count('id', filter=Q(value__isnull=True)),
+        clamped=Sum('clamped'),
+        ignored=Sum('ignored'),
+    )
+    job = RecomputeJob.objects.filter(project_id=project.id).order_by('-id').first()
+    versions = KnownVersion.objects.filter(project_id=project.id).order_by('-first_seen_at', '-id')
+    return {
+        'project': project.id,
+        'measure': policy.measure,
+        'measures': measures.DESCRIPTIONS,
+        'pinned_version': policy.pinned_version,
+        'active_version': policy.active_version,
+        'active_measure': policy.active_measure,
+        'desired_version': desired_version,
+        'up_to_date': (desired_version, desired_measure) == (policy.active_version, policy.active_measure),
+        'versions': list(versions.values('version', 'first_seen_at', 'source')),
+        'project_model_version': project.model_version,
+        'project_model_version_is_backend_title': project.model_version in titles,
+        'stream': project.sampling == Project.UNCERTAINTY,
+        'tasks': {key: value or 0 for key, value in rows.items()},
+        'job': JobSerializer(job).data if job else None,
+    }
+
+
+class UncertaintyPolicyAPI(APIView):
+    """GET the project's uncertainty policy and progress; PATCH measure, pinned version, stream."""
+
+    permission_required = ViewClassPermission(GET=all_permissions.projects_view, PATCH=all_permissions.projects_change)
+
+    def get(self, request, pk):
+        return Response(policy_report(project_for(request, pk)))
+
+    def patch(self, request, pk):
+        project = project_for(request, pk)
+        serializer = PolicyUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        changes = serializer.validated_data
+        policy = services.get_policy(project.id)
+        for name in ('measure', 'pinned_version'):
+            if name in changes:
+                setattr(policy, name, changes[name])
+        policy.save()
+        if 'stream' in changes:
+            project.sampling = Project.UNCERTAINTY if changes['stream'] else Project.SEQUENCE
+            project.save(update_fields=['sampling'])
+        services.reconcile(project.id, 'policy changed')
+        return Response(policy_report(project))
+
+
+class UncertaintyRecomputeAPI(APIView):
+    """POST: recompute the whole project's uncertainty in the background; poll GET for progress."""
+
+    permission_required = all_permissions.projects_change
+
+    def post(self, request, pk):
+        project = project_for(request, pk)
+        job = tasks.enqueue(project.id, reason='API request')
+        job.refresh_from_db()  # an inline runner has finished it already
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

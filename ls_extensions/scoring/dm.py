@@ -1,0 +1,158 @@
+"""Data Manager integration through Label Studio's hooks: columns, annotations, a filter expression.
+
+- ``DATA_MANAGER_GET_ALL_COLUMNS`` -> :func:`get_all_columns` adds "Uncertainty" and "Model version".
+- ``data_manager.managers.update_annotation_map(ANNOTATIONS)`` (from ``apps.ready``) annotates them
+  with the one-to-one row's value as a plain subquery: no aggregate, no join, so Label Studio's count
+  and totals queries are exactly the ones it runs with no column at all.
+- ``DATA_MANAGER_CUSTOM_FILTER_EXPRESSIONS`` -> :func:`custom_filter_expressions` turns range filters
+  on "Uncertainty" into index range scans.
+- ``TASK_SERIALIZER`` (``task_serializer.py``) lets the values reach the table.
+"""
+
+import copy
+import time
+
+from django.conf import settings
+from django.db.models import F, OuterRef, Q, Subquery
+
+from ls_extensions.scoring import measures, ranking
+from ls_extensions.scoring.models import TASK_RELATION
+
+UNCERTAINTY = ranking.FIELD
+MODEL_VERSION = 'uncertainty_model_version'
+TASK_PAGE_PATH = '/api/tasks'
+BASE_COLUMNS_TTL = 10.0  # seconds a page of tasks may reuse Label Studio's column list (see base_columns)
+_base_columns = {}
+CATCH_UP_EVERY = 10.0  # seconds between two freshness checks (tasks.keep_fresh) per project
+_checked = {}
+
+
+def _load(path):
+    from core.utils.common import load_func
+
+    return load_func(path)
+
+
+def columns_for(project_id):
+    from ls_extensions.scoring import services
+
+    policy = services.get_policy(project_id)
+    measure = policy.active_measure or policy.measure
+    version = policy.active_version
+    return [
+        {
+            'id': UNCERTAINTY,
+            'title': 'Uncertainty',
+            'type': 'Number',
+            'target': 'tasks',
+            'help': f'Model uncertainty, {measures.DESCRIPTIONS.get(measure, measure)}, of model version '
+            + (repr(version) if version is not None else '(none yet)')
+            + ' (higher: less confident)',
+            'visibility_defaults': {'explore': True, 'labeling': False},
+            'project_defined': False,
+        },
+        {
+            'id': MODEL_VERSION,
+            'title': 'Model version',
+            'type': 'String',
+            'target': 'tasks',
+            'help': 'Model version the uncertainty was computed from',
+            'visibility_defaults': {'explore': True, 'labeling': False},
+            'project_defined': False,
+        },
+    ]
+
+
+def base_columns(project, *args, **kwargs):
+    """Label Studio's own columns; for a page of tasks, a copy at most ``BASE_COLUMNS_TTL`` seconds old.
+
+    Label Studio computes them with a GROUP BY over all the project's predictions (for the model
+    version filter), and the task list asks for them on every page only to learn which columns are
+    shown (``get_fields_for_evaluation``): at a million tasks that one query costs more than the page.
+    Every other caller, the columns endpoint the UI displays included, gets them computed afresh.
+    """
+    from core.current_request import get_current_request
+
+    compute = _load(settings.LS_EXT_SCORING_BASE_GET_ALL_COLUMNS)
+    request = get_current_request()
+    if request is None or not request.path.startswith(TASK_PAGE_PATH):
+        return compute(project, *args, **kwargs)
+    now = time.monotonic()
+    cached = _base_columns.get(project.id)
+    if cached is None or now - cached[0] > BASE_COLUMNS_TTL:
+        cached = _base_columns[project.id] = (now, compute(project, *args, **kwargs))
+    return copy.deepcopy(cached[1])
+
+
+def get_all_columns(project, *args, **kwargs):
+    """Label Studio's columns plus ours, placed before the ``data`` root column (which must stay last)."""
+    result = base_columns(project, *args, **kwargs)
+    columns = result['columns']
+    at = next((i for i, c in enumerate(columns) if c.get('id') == 'data' and 'children' in c), len(columns))
+    columns[at:at] = columns_for(project.id)
+    _keep_fresh_now_and_then(project.id)
+    return result
+
+
+def _keep_fresh_now_and_then(project_id):
+    from ls_extensions.scoring import tasks
+
+    now = time.monotonic()
+    if now - _checked.get(project_id, -CATCH_UP_EVERY) >= CATCH_UP_EVERY:
+        _checked[project_id] = now
+        tasks.keep_fresh(project_id)
+
+
+def stored(field):
+    """A task's stored ``field`` as a correlated subquery on the one-to-one row (no join, no aggregate).
+
+    Not a join: Label Studio's count and totals queries drop an unused subquery annotation entirely,
+    while an unused left join stays in their SQL; PostgreSQL then removes the join but still reads the
+    task rows instead of an index-only count (60 ms more at a million tasks). Pages ordered by it never
+    evaluate it per task: see ``ranking``.
+    """
+    from ls_extensions.scoring.models import TaskUncertainty
+
+    return Subquery(TaskUncertainty.objects.filter(task_id=OuterRef('pk')).values(field)[:1])
+
+
+def annotate_uncertainty(queryset):
+    return ranking.ranked(queryset.annotate(**{UNCERTAINTY: stored('value')}))
+
+
+def annotate_model_version(queryset):
+    return queryset.annotate(**{MODEL_VERSION: stored('model_version')})
+
+
+ANNOTATIONS = {UNCERTAINTY: annotate_uncertainty, MODEL_VERSION: annotate_model_version}
+
+RANGE_LOOKUPS = {
+    'greater': 'gt',
+    'greater_or_equal': 'gte',
+    'less': 'lt',
+    'less_or_equal': 'lte',
+    'equal': 'exact',
+}
+
+
+def uncertainty_filter(operator, value):
+    """A Data Manager number filter on "Uncertainty" as an index range condition, or None to let LS do it."""
+    try:
+        if operator == 'in':
+            bounds = {'gte': float(value.min), 'lte': float(value.max)}
+        elif operator in RANGE_LOOKUPS:
+            bounds = {RANGE_LOOKUPS[operator]: float(value)}
+        else:
+            return None
+    except (TypeError, ValueError, AttributeError):
+        return None
+    conditions = {f'{ranking.VALUE}__{lookup}': bound for lookup, bound in bounds.items()}
+    return Q(**conditions, **{f'{TASK_RELATION}__project_id': F('project_id')})
+
+
+def custom_filter_expressions(_filter, field_name, project, **kwargs):
+    if field_name == UNCERTAINTY:
+        expression = uncertainty_filter(_filter.operator, _filter.value)
+        if expression is not None:
+            return expression
+    return _load(settings.LS_EXT_SCORING_BASE_FILTER_EXPRESSIONS)(_filter, field_name, project, **kwargs)

@@ -1,0 +1,113 @@
+"""Stored uncertainty: one row per scored task, the per-project policy, known model versions, jobs.
+
+Scores are kept, not recomputed per request: the Data Manager orders a project's tasks by
+``TaskUncertainty.value`` through the two composite indexes below (one per sort direction, both
+with NULLs last as the Data Manager asks), so the first page is an index scan at any size.
+"""
+
+from django.db import models
+from django.db.models import F
+from django.db.models.expressions import OrderBy
+
+from ls_extensions.scoring.measures import DEFAULT_MEASURE
+
+TASK_RELATION = 'ls_ext_uncertainty'
+"""Reverse name of the one-to-one from Label Studio's Task to its stored uncertainty."""
+
+
+class NullsLastIndex(models.Index):
+    """An index sorted with NULLs last; SQLite cannot say that in an index, so there it is a plain one."""
+
+    def create_sql(self, model, schema_editor, using='', **kwargs):
+        if schema_editor.connection.vendor == 'sqlite':
+            keys = [
+                e.expression.desc() if isinstance(e, OrderBy) and e.descending else getattr(e, 'expression', e)
+                for e in self.expressions
+            ]
+            return models.Index(*keys, name=self.name).create_sql(model, schema_editor, using, **kwargs)
+        return super().create_sql(model, schema_editor, using, **kwargs)
+
+
+class TaskUncertainty(models.Model):
+    """The uncertainty of a task's newest prediction of the project's active model version.
+
+    A row exists only for tasks that had such a prediction; its ``model_version`` and ``measure``
+    always equal the policy's active ones (rows are deleted when those change), so a stale
+    version's score can never be ranked.
+    """
+
+    task = models.OneToOneField('tasks.Task', on_delete=models.CASCADE, related_name=TASK_RELATION)
+    project = models.ForeignKey('projects.Project', on_delete=models.CASCADE, related_name='+', db_index=False)
+    prediction_id = models.BigIntegerField(help_text='The prediction the value was computed from')
+    model_version = models.TextField(default='', blank=True)
+    measure = models.CharField(max_length=32)
+    value = models.FloatField(null=True, help_text='Uncertainty in [0, 1]; NULL when the measure cannot rank it')
+    regions = models.PositiveIntegerField(default=0)
+    clamped = models.PositiveIntegerField(default=0, help_text='Scores clamped into [0, 1]')
+    ignored = models.PositiveIntegerField(default=0, help_text='Scores left out: missing, NaN, non-numeric')
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            NullsLastIndex(F('project'), F('value').asc(nulls_last=True), F('task'), name='ls_ext_unc_project_asc'),
+            NullsLastIndex(F('project'), F('value').desc(nulls_last=True), F('task'), name='ls_ext_unc_project_desc'),
+        ]
+
+
+class ScoringPolicy(models.Model):
+    """Per project: which measure, which model version, and what the stored rows currently hold."""
+
+    project = models.OneToOneField('projects.Project', on_delete=models.CASCADE, related_name='ls_ext_scoring')
+    measure = models.CharField(max_length=32, default=DEFAULT_MEASURE, help_text='The measure the user chose')
+    pinned_version = models.TextField(
+        null=True, blank=True, help_text='A model version (or ML backend title) the user pinned; NULL: follow newest'
+    )
+    active_version = models.TextField(null=True, blank=True, help_text='The model version the stored rows come from')
+    active_measure = models.CharField(max_length=32, null=True, blank=True, help_text='The measure of stored rows')
+    generation = models.PositiveIntegerField(default=0, help_text='Bumped whenever the stored rows are invalidated')
+    prediction_watermark = models.BigIntegerField(default=0, help_text='Every prediction id up to this is scored')
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class KnownVersion(models.Model):
+    """A model version seen in a project, with when it first appeared: the newest one becomes active."""
+
+    PREDICTION, ML_BACKEND = 'prediction', 'ml_backend'
+
+    project = models.ForeignKey('projects.Project', on_delete=models.CASCADE, related_name='+')
+    version = models.TextField()
+    first_seen_at = models.DateTimeField()
+    source = models.CharField(max_length=16, default=PREDICTION)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=['project', 'version'], name='ls_ext_known_version_unique')]
+
+
+class RecomputeJob(models.Model):
+    """Background work on a project's scores, with its progress."""
+
+    QUEUED, RUNNING, DONE, FAILED = 'queued', 'running', 'done', 'failed'
+    RECOMPUTE, CATCH_UP = 'recompute', 'catch_up'
+
+    project = models.ForeignKey('projects.Project', on_delete=models.CASCADE, related_name='+')
+    kind = models.CharField(max_length=16, default=RECOMPUTE)
+    reason = models.CharField(max_length=200, default='')
+    status = models.CharField(max_length=16, default=QUEUED, db_index=True)
+    model_version = models.TextField(null=True, blank=True)
+    measure = models.CharField(max_length=32, null=True, blank=True)
+    total = models.PositiveIntegerField(default=0, help_text='Predictions to score')
+    done = models.PositiveIntegerField(default=0)
+    scored = models.PositiveIntegerField(default=0, help_text='Tasks given a value')
+    unranked = models.PositiveIntegerField(default=0, help_text='Tasks whose prediction the measure cannot rank')
+    clamped = models.PositiveIntegerField(default=0)
+    ignored = models.PositiveIntegerField(default=0)
+    error = models.TextField(default='', blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+
+    @property
+    def progress(self):
+        if self.status == self.DONE:
+            return 1.0
+        return round(self.done / self.total, 4) if self.total else 0.0

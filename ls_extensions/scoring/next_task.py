@@ -1,0 +1,78 @@
+"""The uncertainty stream: "Label All Tasks" serves the most uncertain unlabeled task first.
+
+THE ONE PATCH of this app. Label Studio has no hook for the order of the next task, but when a
+project's ``sampling`` is "Uncertainty sampling" its ``get_task_from_qs_with_sampling`` calls the
+module-level ``_try_uncertainty_sampling`` (looked up at call time). :func:`install` replaces that
+one function with :func:`most_uncertain_first`; everything around it stays Label Studio's: assigned
+tasks, the user's own lock, ground truth, breadth-first overlap, postponed and skipped queues, and
+the lock set on the task it returns. ``tests/scoring/test_next_task.py`` fails if the call site or
+the signatures change.
+
+Order: tasks with a stored value, most uncertain first (ties by id), then the rest by id (the
+sequential order). Each candidate window goes through Label Studio's own ``_get_first_unlocked``
+(``SELECT ... FOR UPDATE SKIP LOCKED`` plus the task-lock check), so concurrent annotators get
+different tasks.
+"""
+
+import inspect
+
+from ls_extensions.scoring import ranking
+
+WINDOW = 50
+PATCHED_NAME = '_try_uncertainty_sampling'
+EXPECTED_PARAMETERS = ('tasks', 'project', 'user_solved_tasks_array', 'user', 'prepared_tasks')
+
+original = None
+
+
+def _label_studio():
+    import projects.functions.next_task as module
+
+    return module
+
+
+def stream_order(tasks):
+    """The two querysets the stream walks, in order: scored by uncertainty, then unscored by id."""
+    scored = tasks.filter(ranking.scored_q()).order_by(ranking.by_value(descending=True), 'id')
+    unscored = tasks.filter(ranking.unscored_q()).order_by('id')
+    return scored, unscored
+
+
+def first_unlocked(queryset, user):
+    """Label Studio's lock-respecting pick, over indexed windows instead of the whole ordered list."""
+    pick = _label_studio()._get_first_unlocked
+    start = 0
+    while True:
+        window = queryset[start : start + WINDOW]
+        task = pick(window, user)
+        if task is not None:
+            return task
+        if window.count() < WINDOW:
+            return None
+        start += WINDOW
+
+
+def most_uncertain_first(tasks, project, user_solved_tasks_array, user, prepared_tasks):
+    """Replacement for Label Studio's ``_try_uncertainty_sampling`` (same signature)."""
+    for queryset in stream_order(tasks):
+        task = first_unlocked(queryset, user)
+        if task is not None:
+            return task
+    return None
+
+
+most_uncertain_first.ls_ext_patch = True
+
+
+def install():
+    """Swap in :func:`most_uncertain_first`, once; refuses if Label Studio's function changed shape."""
+    global original
+    module = _label_studio()
+    current = getattr(module, PATCHED_NAME)
+    if getattr(current, 'ls_ext_patch', False):
+        return
+    found = tuple(inspect.signature(current).parameters)
+    if found != EXPECTED_PARAMETERS:
+        raise RuntimeError(f'Label Studio changed {PATCHED_NAME}{found}; review ls_extensions.scoring.next_task')
+    original = current
+    setattr(module, PATCHED_NAME, most_uncertain_first)

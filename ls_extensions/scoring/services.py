@@ -1,0 +1,295 @@
+"""Keeping the stored scores true: which version is current, scoring predictions, writing rows.
+
+The one rule everything here follows: a ``TaskUncertainty`` row is written only while holding a
+shared lock on the project's ``ScoringPolicy`` and only for the policy's active version and
+measure; switching version or measure takes the exclusive lock, bumps ``generation`` and deletes
+the rows. So a score of a stale version or another measure is never visible to a ranking.
+"""
+
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import Max, Min, Q
+from django.utils import timezone
+
+from ls_extensions.scoring import measures
+from ls_extensions.scoring.models import KnownVersion, ScoringPolicy, TaskUncertainty
+
+SUCCESSFUL_BACKEND_STATES = ('CO', 'TR', 'PR')  # MLBackendState: connected, training, predicting
+PREDICTION_FIELDS = ('id', 'task_id', 'model_version', 'score', 'result', 'created_at')
+ROW_COLUMNS = tuple(
+    'task_id project_id prediction_id model_version measure value regions clamped ignored updated_at'.split()
+)
+
+
+def version_of(raw):
+    """Label Studio stores a missing model version as NULL or ''; both are the version ''."""
+    return raw or ''
+
+
+def _after_commit(fn):
+    from ls_extensions.scoring import tasks
+
+    tasks.after_commit(fn)
+
+
+# --- the policy and its lock ---------------------------------------------------------------------
+
+
+def get_policy(project_id):
+    """The project's policy, created on first use together with the versions its predictions show."""
+    policy = ScoringPolicy.objects.filter(project_id=project_id).first()
+    if policy is not None:
+        return policy
+    with transaction.atomic():
+        policy, created = ScoringPolicy.objects.get_or_create(project_id=project_id)
+        if created:
+            _learn_existing_versions(project_id)
+            _after_commit(lambda: reconcile(project_id, 'first use'))
+    return policy
+
+
+def _learn_existing_versions(project_id):
+    from tasks.models import Prediction
+
+    seen = (
+        Prediction.objects.filter(project_id=project_id)
+        .values('model_version')
+        .annotate(first=Min('created_at'))
+        .order_by()
+    )
+    known = {}
+    for row in seen:
+        version = version_of(row['model_version'])
+        if version not in known or row['first'] < known[version]:
+            known[version] = row['first']
+    KnownVersion.objects.bulk_create(
+        [KnownVersion(project_id=project_id, version=v, first_seen_at=t) for v, t in known.items()],
+        ignore_conflicts=True,
+    )
+
+
+def lock_policy(project_id, exclusive=False):
+    """Lock the policy row until the surrounding transaction ends; writers share, switchers exclude.
+
+    Django has no FOR SHARE, hence the one raw query; SQLite serializes writers by itself.
+    """
+    table = ScoringPolicy._meta.db_table
+    for _ in range(2):
+        if exclusive:
+            policy = ScoringPolicy.objects.select_for_update().filter(project_id=project_id).first()
+        elif connection.vendor == 'postgresql':
+            found = ScoringPolicy.objects.raw(f'SELECT * FROM {table} WHERE project_id = %s FOR SHARE', [project_id])
+            policy = next(iter(found), None)
+        else:
+            policy = ScoringPolicy.objects.filter(project_id=project_id).first()
+        if policy is not None:
+            return policy
+        get_policy(project_id)
+    raise ScoringPolicy.DoesNotExist(project_id)
+
+
+# --- which model version is current ---------------------------------------------------------------
+
+
+def backend_versions(project_id):
+    """ML backend title -> the model version its predictions carry (for titles used as versions)."""
+    from ml.models import MLBackend
+
+    rows = MLBackend.objects.filter(project_id=project_id).values_list('title', 'model_version')
+    return {title: version for title, version in rows if title and version}
+
+
+def canonical_version(project_id, version):
+    """A version as predictions carry it: an ML backend *title* is mapped to that backend's version."""
+    return backend_versions(project_id).get(version, version)
+
+
+def newest_version(project_id):
+    """The version that appeared most recently (first prediction or successful backend set-up)."""
+    known = KnownVersion.objects.filter(project_id=project_id).order_by('-first_seen_at', '-id').first()
+    return None if known is None else known.version
+
+
+def desired_state(policy):
+    """(model version, measure) the stored rows should hold: the pinned version, else the newest."""
+    if policy.pinned_version is not None:
+        return canonical_version(policy.project_id, policy.pinned_version), policy.measure
+    return newest_version(policy.project_id), policy.measure
+
+
+def remember_version(project_id, version, seen_at, source=KnownVersion.PREDICTION):
+    """Record a version the first time it shows up; True when it is new (may change the active one)."""
+    _, created = KnownVersion.objects.get_or_create(
+        project_id=project_id, version=version, defaults={'first_seen_at': seen_at, 'source': source}
+    )
+    return created
+
+
+def reconcile(project_id, reason):
+    """Queue a recompute when the stored rows do not hold the desired version and measure."""
+    from ls_extensions.scoring import tasks
+
+    policy = get_policy(project_id)
+    if desired_state(policy) != (policy.active_version, policy.active_measure):
+        return tasks.enqueue(project_id, reason=reason)
+    return None
+
+
+def backend_changed(backend):
+    """An ML backend saved: a version it reports after a successful set-up is a known version."""
+    if backend.model_version and backend.state in SUCCESSFUL_BACKEND_STATES and backend.project_id:
+        remember_version(backend.project_id, backend.model_version, timezone.now(), KnownVersion.ML_BACKEND)
+    _after_commit(lambda: reconcile(backend.project_id, 'ML backend changed'))
+
+
+# --- scoring predictions into rows -----------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What a batch of predictions gave: counts reported to the user."""
+
+    scored: int = 0
+    unranked: int = 0
+    clamped: int = 0
+    ignored: int = 0
+
+    def add(self, outcome):
+        self.scored += outcome.value is not None
+        self.unranked += outcome.value is None
+        self.clamped += outcome.clamped
+        self.ignored += outcome.ignored
+
+
+def rows_for(project_id, predictions, policy, tally=None):
+    """Rows for prediction dicts of the active version; per task only the newest prediction counts."""
+    newest = {}
+    for prediction in predictions:
+        kept = newest.get(prediction['task_id'])
+        if kept is None or prediction['id'] > kept['id']:
+            newest[prediction['task_id']] = prediction
+    now = timezone.now()
+    rows = []
+    for prediction in newest.values():
+        outcome = measures.uncertainty(policy.active_measure, prediction['result'], prediction['score'])
+        if tally is not None:
+            tally.add(outcome)
+        row = {
+            'task_id': prediction['task_id'],
+            'project_id': project_id,
+            'prediction_id': prediction['id'],
+            'model_version': policy.active_version,
+            'measure': policy.active_measure,
+            'value': outcome.value,
+            'regions': outcome.regions,
+            'clamped': outcome.clamped,
+            'ignored': outcome.ignored,
+            'updated_at': now,
+        }
+        rows.append(tuple(row[column] for column in ROW_COLUMNS))
+    return rows
+
+
+ROW_TYPES = ('integer', 'integer', 'bigint', 'text', 'text', 'float8', 'integer', 'integer', 'integer', 'timestamptz')
+
+
+def upsert_rows(rows, chunk=500):
+    """Insert or update rows; an existing row is replaced only by an equal or newer prediction.
+
+    PostgreSQL gets one statement per batch (column arrays through ``unnest``), others a VALUES list per chunk.
+    """
+    if not rows:
+        return
+    table = TaskUncertainty._meta.db_table
+    columns = ', '.join(ROW_COLUMNS)
+    conflict = (
+        'ON CONFLICT (task_id) DO UPDATE SET '
+        + ', '.join(f'{c} = excluded.{c}' for c in ROW_COLUMNS if c != 'task_id')
+        + f' WHERE {table}.prediction_id <= excluded.prediction_id'
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == 'postgresql':
+            arrays = ', '.join(f'%s::{kind}[]' for kind in ROW_TYPES)
+            cursor.execute(
+                f'INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) {conflict}',
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+            return
+        one = '(' + ', '.join(['%s'] * len(ROW_COLUMNS)) + ')'
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            cursor.execute(
+                f'INSERT INTO {table} ({columns}) VALUES {", ".join([one] * len(part))} {conflict}',
+                [value for row in part for value in row],
+            )
+
+
+def write_scores(project_id, predictions, generation=None, tally=None):
+    """Score prediction dicts into rows under the shared lock; False if ``generation`` is outdated."""
+    with transaction.atomic():
+        policy = lock_policy(project_id)
+        if generation is not None and policy.generation != generation:
+            return False
+        if policy.active_measure is None:
+            return True
+        current = [p for p in predictions if version_of(p['model_version']) == policy.active_version]
+        upsert_rows(rows_for(project_id, current, policy, tally))
+    return True
+
+
+def rescore_tasks(project_id, task_ids, tally=None):
+    """Recompute the given tasks from their newest prediction of the active version (or drop the row)."""
+    from tasks.models import Prediction
+
+    with transaction.atomic():
+        policy = lock_policy(project_id)
+        if policy.active_measure is None:
+            return policy
+        predictions = list(
+            Prediction.objects.filter(task_id__in=task_ids, project_id=project_id)
+            .filter(version_q(policy.active_version))
+            .values(*PREDICTION_FIELDS)
+        )
+        TaskUncertainty.objects.filter(task_id__in=task_ids).delete()
+        upsert_rows(rows_for(project_id, predictions, policy, tally))
+    return policy
+
+
+def version_q(version):
+    """Predictions of ``version``; the version '' also covers NULL."""
+    same = Q(model_version=version)
+    return same | Q(model_version__isnull=True) if version == '' else same
+
+
+# --- live maintenance from signals ---------------------------------------------------------------
+
+
+def prediction_saved(prediction):
+    """A prediction was created or updated: score it if it is of the active version, else learn the version."""
+    project_id = prediction.project_id
+    if project_id is None:
+        return
+    version = version_of(prediction.model_version)
+    with transaction.atomic():
+        policy = lock_policy(project_id)
+        if version == policy.active_version and policy.active_measure:
+            values = {name: getattr(prediction, name) for name in PREDICTION_FIELDS}
+            upsert_rows(rows_for(project_id, [values], policy))
+        elif remember_version(project_id, version, prediction.created_at or timezone.now()):
+            _after_commit(lambda: reconcile(project_id, f'new model version {version!r}'))
+
+
+def prediction_deleted(prediction):
+    """The prediction a row came from is gone: fall back to the task's next newest one (or no row)."""
+    if TaskUncertainty.objects.filter(task_id=prediction.task_id, prediction_id=prediction.id).exists():
+        rescore_tasks(prediction.project_id, [prediction.task_id])
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def newest_prediction_id(project_id):
+    from tasks.models import Prediction
+
+    return Prediction.objects.filter(project_id=project_id).aggregate(top=Max('id'))['top'] or 0

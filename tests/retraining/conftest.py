@@ -1,0 +1,145 @@
+"""Retraining tests need the app installed: settings/overlay.py lists it, or run them with
+``DJANGO_SETTINGS_MODULE=tests.retraining.settings``."""
+
+import threading
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import pytest
+from django.conf import settings
+
+if 'ls_extensions.retraining' not in settings.INSTALLED_APPS:
+    collect_ignore_glob = ['test_*.py']
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class StubBackend:
+    """A tiny ML backend on loopback: trains instantly (or fails), predicts one box per task."""
+
+    def __init__(self):
+        self.version = 'stub.v0'
+        self.versions = ['stub.v0']
+        self.jobs = []  # (id, status, version)
+        self.train_calls = 0
+        self.predicted = []
+        self.fail_training = False
+        self.finish_training = True
+        import json
+
+        self._json = json
+        self.server = make_server('127.0.0.1', 0, self.app, handler_class=_Quiet)
+        self.url = f'http://127.0.0.1:{self.server.server_port}'
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def app(self, environ, start_response):
+        path = environ['PATH_INFO'].rstrip('/')
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+        body = self._json.loads(environ['wsgi.input'].read(length) or b'{}') if length else {}
+        answer = self.route(path, body)
+        data = self._json.dumps(answer).encode()
+        start_response('200 OK', [('Content-Type', 'application/json'), ('Content-Length', str(len(data)))])
+        return [data]
+
+    def route(self, path, body):
+        if path == '/health':
+            return {'status': 'UP', 'model_class': 'Stub'}
+        if path == '/setup':
+            return {'model_version': self.version}
+        if path in ('/webhook', '/train'):
+            if path == '/webhook' and body.get('action') != 'START_TRAINING':
+                return {'status': 'ignored'}
+            return self.train()
+        if path == '/training':
+            self.finish()
+            return {'state': 'idle', 'running': None, 'queued': None, 'history': [self._job(j) for j in self.jobs]}
+        if path == '/versions':
+            return {'versions': self.versions, 'current': self.version}
+        if path == '/predict':
+            tasks = body.get('tasks', [])
+            self.predicted.extend(t['id'] for t in tasks)
+            return {'results': [self._prediction() for _ in tasks]}
+        return {}
+
+    def train(self):
+        self.train_calls += 1
+        job = {'id': f'job-{self.train_calls}', 'status': 'running', 'version': None}
+        self.jobs.insert(0, job)
+        return {'status': 'started', 'job': job['id']}
+
+    def finish(self):
+        if not self.finish_training:
+            return
+        for job in self.jobs:
+            if job['status'] == 'running':
+                if self.fail_training:
+                    job['status'] = 'failed'
+                    job['message'] = 'stub failure'
+                else:
+                    self.version = f'stub.v{len(self.versions)}'
+                    self.versions.append(self.version)
+                    job.update(status='succeeded', version=self.version, metrics={'loss': 0.5})
+
+    def _job(self, job):
+        return dict(job)
+
+    def _prediction(self):
+        return {
+            'model_version': self.version,
+            'score': 0.5,
+            'result': [
+                {
+                    'from_name': 'label',
+                    'to_name': 'image',
+                    'type': 'rectanglelabels',
+                    'value': {'x': 1, 'y': 1, 'width': 5, 'height': 5, 'rectanglelabels': ['fish']},
+                    'score': 0.5,
+                }
+            ],
+        }
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub_backend():
+    with StubBackend() as stub:
+        yield stub
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """Record what would be published instead of publishing: [(task name, args, countdown)]."""
+    from ls_extensions.retraining import services
+
+    calls = []
+
+    def record(task_name, *args, countdown=None):
+        calls.append((task_name, args, countdown))
+        return True
+
+    monkeypatch.setattr(services, 'enqueue', record)
+    return calls
+
+
+def drain(calls, capture, limit=100):
+    """Run the recorded tasks in order (what a worker does, commits included), until none is left."""
+    from ls_extensions.retraining import services
+
+    done = []
+    for _ in range(limit):
+        if not calls:
+            return done
+        name, args, _ = calls.pop(0)
+        done.append(name)
+        with capture(execute=True):
+            getattr(services, name)(*args)
+    raise AssertionError(f'tasks did not settle: {calls}')
