@@ -1,6 +1,7 @@
 """Data Manager integration through Label Studio's hooks: columns, annotations, a filter expression.
 
-- ``DATA_MANAGER_GET_ALL_COLUMNS`` -> :func:`get_all_columns` adds "Uncertainty" and "Model version".
+- ``DATA_MANAGER_GET_ALL_COLUMNS`` -> :func:`get_all_columns` adds "Uncertainty" and "Model version"
+  (and lets a page of tasks reuse Label Studio's costly column list for a few seconds: :func:`base_columns`).
 - ``data_manager.managers.update_annotation_map(ANNOTATIONS)`` (from ``apps.ready``) annotates them
   with the one-to-one row's value as a plain subquery: no aggregate, no join, so Label Studio's count
   and totals queries are exactly the ones it runs with no column at all.

@@ -23,7 +23,7 @@ from ls_extensions.scoring.models import TASK_RELATION
 
 FIELD = 'uncertainty'
 VALUE = f'{TASK_RELATION}__value'
-WALK_CHUNK = 100  # first batch of index candidates; each next batch is 4x larger
+WALK_CHUNK = 40  # fewest index candidates in a first batch (else 1.5x the rows needed); next ones 4x larger
 WALK_BATCHES = 4  # then, if Label Studio's filters still rejected too many, one join query decides
 
 
@@ -82,7 +82,7 @@ def walk_index(plain, project_id, descending, high):
         .values_list('task_id', flat=True)
     )
     sign = -1 if descending else 1
-    rows, start, size = [], 0, max(WALK_CHUNK, 2 * high)
+    rows, start, size = [], 0, max(WALK_CHUNK, high + high // 2)
     for _ in range(WALK_BATCHES):
         ids = list(candidates[start : start + size])
         batch = list(plain.filter(id__in=ids)) if ids else []

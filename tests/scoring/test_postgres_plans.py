@@ -61,7 +61,7 @@ def test_the_page_is_an_index_scan_and_counts_do_not_join(client_owner, big_proj
     walk = next(q for q in queries if q.startswith('SELECT "ls_ext_scoring_taskuncertainty"."task_id"'))
     walk_plan = plan(walk)
     assert f'Index Only Scan using ls_ext_unc_project_{index}' in walk_plan and 'Sort' not in walk_plan, walk_plan
-    assert walk.endswith('LIMIT 100')
+    assert walk.endswith('LIMIT 45')
     picked = [q for q in queries if q.startswith('SELECT "task"."id", (SELECT') and '"task"."id" IN (' in q]
     assert len(picked) == 1 and 'Sort' not in plan(picked[0]) and 'Seq Scan' not in plan(picked[0])
     counts = [q for q in queries if ('COUNT(' in q or 'SUM(' in q) and 'FROM "task"' in q]
