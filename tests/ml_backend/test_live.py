@@ -11,16 +11,15 @@ The plain-PyTorch adapter runs always (the protocol layer without MMDetection); 
 MMDetection model runs under the ``ml`` mark.
 """
 
-import io
 import time
 
 import pytest
 import requests
-from PIL import Image
 
 from ls_extensions.ml_backend import ssrf, synthetic
 from tests.label_configs import IMAGE_BOXES
 from tests.ml_backend.support import TINY_CONFIG, TORCH_ADAPTER, ModelServerProcess
+from tests.support.api import TokenApi, png_bytes
 from tests.support.server import LabelStudioServer, migrated_database
 
 TOKEN = 'ml-backend-test-token-0123456789'
@@ -41,27 +40,9 @@ def template_db(tmp_path_factory):
     return migrated_database(tmp_path_factory.mktemp('ml-template-db'))
 
 
-class Api:
-    def __init__(self, base):
-        self.base = base
-        self.session = requests.Session()
-        self.session.headers['Authorization'] = f'Token {TOKEN}'
-
-    def __call__(self, method, path, expect=(200, 201), **kwargs):
-        response = self.session.request(method, self.base + path, timeout=300, **kwargs)
-        assert response.status_code in expect, (path, response.status_code, response.text[:800])
-        return response.json() if response.content else None
-
-
-def _png(array):
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format='PNG')
-    return buffer.getvalue()
-
-
 def _make_project(api, images):
     pid = api('POST', '/api/projects', json={'title': 'boxes', 'label_config': IMAGE_BOXES})['id']
-    files = [(f'file{i}', (f'img{i:03d}.png', _png(img), 'image/png')) for i, (img, _) in enumerate(images)]
+    files = [(f'file{i}', (f'img{i:03d}.png', png_bytes(img), 'image/png')) for i, (img, _) in enumerate(images)]
     api('POST', f'/api/projects/{pid}/import', files=files)
     api('POST', f'/api/projects/{pid}/import', json=[{'image': f'/data/upload/{pid}/does-not-exist.png'}])
     tasks = api('GET', f'/api/tasks?project={pid}&page_size=1000')['tasks']
@@ -115,7 +96,7 @@ def test_label_studio_retrieves_predictions_and_trains_the_model_server(case, tm
         LabelStudioServer(tmp_path / 'ls', template_db, env=LS_ENV) as ls,
         ModelServerProcess(tmp_path / 'ms', model_args) as model,
     ):
-        api = Api(ls.url)
+        api = TokenApi(ls.url, TOKEN, timeout=300)
         pid, tasks, broken = _make_project(api, images)
 
         backend = api('POST', '/api/ml', json={'url': model.url, 'project': pid, 'title': 'tiny detector'})

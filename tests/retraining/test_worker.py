@@ -6,17 +6,15 @@ the backend serves a new version, every unlabeled task gets a prediction of it, 
 switches to it. The annotation requests stay fast (training never runs inside them).
 """
 
-import io
 import time
 
 import pytest
-import requests
-from PIL import Image
 
 from ls_extensions.ml_backend import synthetic
 from tests.label_configs import IMAGE_BOXES
 from tests.ml_backend.support import TORCH_ADAPTER, ModelServerProcess
 from tests.retraining.support import ENV, TOKEN, Worker, migrated_database, subprocess_modules
+from tests.support.api import TokenApi, png_bytes
 from tests.support.server import LabelStudioServer
 
 
@@ -30,24 +28,6 @@ def template_db(tmp_path_factory, env):
     return migrated_database(tmp_path_factory.mktemp('retraining-template-db'), env)
 
 
-class Api:
-    def __init__(self, base):
-        self.base = base
-        self.session = requests.Session()
-        self.session.headers['Authorization'] = f'Token {TOKEN}'
-
-    def __call__(self, method, path, expect=(200, 201, 202), **kwargs):
-        response = self.session.request(method, self.base + path, timeout=120, **kwargs)
-        assert response.status_code in expect, (path, response.status_code, response.text[:800])
-        return response.json() if response.content else None
-
-
-def _png(array):
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format='PNG')
-    return buffer.getvalue()
-
-
 def test_annotations_through_the_api_retrain_and_repredict_in_the_worker(tmp_path, template_db, env):
     pytest.importorskip('torch', reason='torch not installed (scripts/install-ml.sh)')
     images = synthetic.dataset(10, seed=5, size=96)
@@ -59,9 +39,9 @@ def test_annotations_through_the_api_retrain_and_repredict_in_the_worker(tmp_pat
         Worker(tmp_path / 'ls', {**env, 'LABEL_STUDIO_HOST': ls.url}) as worker,
         ModelServerProcess(tmp_path / 'ms', model_args) as model,
     ):
-        api = Api(ls.url)
+        api = TokenApi(ls.url, TOKEN, expect=(200, 201, 202))
         pid = api('POST', '/api/projects', json={'title': 'retrain', 'label_config': IMAGE_BOXES})['id']
-        files = [(f'file{i}', (f'img{i:03d}.png', _png(img), 'image/png')) for i, (img, _) in enumerate(images)]
+        files = [(f'file{i}', (f'img{i:03d}.png', png_bytes(img), 'image/png')) for i, (img, _) in enumerate(images)]
         api('POST', f'/api/projects/{pid}/import', files=files)
         tasks = sorted(api('GET', f'/api/tasks?project={pid}&page_size=100')['tasks'], key=lambda t: t['id'])
         backend = api('POST', '/api/ml', json={'url': model.url, 'project': pid, 'title': 'torch'})
