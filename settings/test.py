@@ -17,4 +17,5 @@ from core.settings.label_studio import *  # noqa: E402, F403
 from settings.overlay import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ['django.contrib.auth.hashers.MD5PasswordHasher']  # fast user creation
+LS_EXT_RETRAINING_PUBLISH_IN_BACKGROUND = False  # in-process tests record publishes in order
 bootstrap.refresh_django_settings()

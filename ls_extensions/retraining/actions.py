@@ -1,10 +1,20 @@
 """The Data Manager action "Retrain now"."""
 
+from django.urls import reverse
+
+from ls_extensions.permissions import action_refusal
 from ls_extensions.retraining import services
 
 
 def retrain_now(project, queryset, **kwargs):
+    refusal = action_refusal(project, kwargs)
+    if refusal:
+        return refusal
     policy = services.trigger_now(project.id, 'manual (Data Manager)')
+    page = reverse('ls_ext_retraining:page', args=[project.id])
     if policy.running:
-        return {'detail': 'A training run is going; one more run will follow it.'}
-    return {'detail': "Retraining requested: the project's ML backend trains in the background."}
+        return {'detail': f'A training run is going; one more run will follow it. Progress and history: {page}'}
+    return {
+        'detail': "Retraining requested: the project's ML backend trains in the background. "
+        f'Progress and history: {page}'
+    }

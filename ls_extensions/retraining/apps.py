@@ -22,7 +22,8 @@ class RetrainingConfig(AppConfig):
             permission=all_permissions.projects_change,
             dialog={
                 'title': 'Retrain the model',
-                'text': "Ask the project's ML backend to train on all annotations now, then re-predict unlabeled tasks.",
+                'text': "Ask the project's ML backend to train on all annotations now, then re-predict unlabeled "
+                "tasks. Progress and history: the project's Retraining page, /projects/<id>/retraining/",
                 'type': 'confirm',
             },
         )

@@ -27,6 +27,9 @@ class RetrainingPolicy(models.Model):
     pending_since = models.DateTimeField(null=True, blank=True)
     running = models.BooleanField(default=False)
     last_run_at = models.DateTimeField(null=True, blank=True)
+    failed_attempts = models.PositiveIntegerField(
+        default=0, help_text='runs failed in a row for a transient cause (backend down); retried with back-off'
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
@@ -43,6 +46,7 @@ class TrainingRun(models.Model):
     trigger = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED)
     annotations_used = models.PositiveIntegerField(default=0)
+    changes = models.PositiveIntegerField(default=0, help_text='annotation changes counted since the run before')
     job_id = models.CharField(max_length=128, blank=True, default='')
     version_before = models.TextField(blank=True, default='')
     version_after = models.TextField(blank=True, default='')
@@ -50,10 +54,13 @@ class TrainingRun(models.Model):
     tasks_predicted = models.PositiveIntegerField(default=0)
     last_task_id = models.IntegerField(default=0, help_text='re-prediction progress: tasks up to this id are done')
     error = models.TextField(blank=True, default='')
+    retries = models.PositiveIntegerField(default=0, help_text='connection errors retried during this run')
+    recovered = models.PositiveIntegerField(default=0, help_text='times a lost step was published again')
     metrics = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text='last step taken; stale -> re-published')
 
     class Meta:
         ordering = ['-id']

@@ -20,6 +20,7 @@ class PolicySerializer(serializers.ModelSerializer):
             'pending_since',
             'running',
             'last_run_at',
+            'failed_attempts',
             'updated_at',
         ]
         read_only_fields = [
@@ -29,6 +30,7 @@ class PolicySerializer(serializers.ModelSerializer):
             'pending_since',
             'running',
             'last_run_at',
+            'failed_attempts',
             'updated_at',
         ]
         extra_kwargs = {'threshold': {'min_value': 1}, 'batch_size': {'min_value': 1, 'max_value': 1000}}
@@ -49,15 +51,19 @@ class RunSerializer(serializers.ModelSerializer):
             'trigger',
             'status',
             'annotations_used',
+            'changes',
             'job_id',
             'version_before',
             'version_after',
             'tasks_to_predict',
             'tasks_predicted',
             'error',
+            'retries',
+            'recovered',
             'metrics',
             'created_at',
             'started_at',
             'finished_at',
+            'heartbeat_at',
         ]
         read_only_fields = fields

@@ -10,7 +10,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
@@ -22,6 +23,22 @@ def poll_seconds():
     return float(getattr(settings, 'LS_EXT_RETRAINING_POLL_SECONDS', 5))
 
 
+def stale_seconds():
+    """A step not taken for this long was lost (worker killed, message dropped): ``sweep`` publishes it again."""
+    return float(getattr(settings, 'LS_EXT_RETRAINING_STALE_SECONDS', 300))
+
+
+def retry_seconds(attempt):
+    """Back-off before retry ``attempt`` (1, 2, ...) after a connection error: base * 2^(attempt-1), at most 10 min."""
+    base = float(getattr(settings, 'LS_EXT_RETRAINING_RETRY_SECONDS', 5))
+    return min(base * 2 ** max(attempt - 1, 0), 600.0)
+
+
+def max_retries():
+    """Connection errors retried within one run, and transiently failed runs retried in a row."""
+    return int(getattr(settings, 'LS_EXT_RETRAINING_MAX_RETRIES', 4))
+
+
 # --- enqueueing: never fails the caller ---------------------------------------------------------
 
 
@@ -31,10 +48,14 @@ def enqueue(task_name, *args, countdown=None):
     A trigger whose publish fails stays ``pending`` in the database; ``sweep`` (periodic, and at
     worker start) publishes it again.
     """
+    from ls_extensions.celery import app
     from ls_extensions.retraining import tasks
 
     try:
-        getattr(tasks, task_name).apply_async(args, countdown=countdown, retry=False)
+        with app.connection_for_write() as connection:
+            # one connection attempt (broker_connection_timeout): kombu would otherwise retry for minutes
+            connection.ensure_connection(max_retries=1)
+            getattr(tasks, task_name).apply_async(args, countdown=countdown, retry=False, connection=connection)
         return True
     except Exception as exc:  # noqa: BLE001 - kombu raises many kinds of connection errors
         logger.warning('could not enqueue %s%r (broker unavailable?): %s', task_name, args, exc)
@@ -43,6 +64,25 @@ def enqueue(task_name, *args, countdown=None):
 
 def enqueue_on_commit(task_name, *args, countdown=None):
     transaction.on_commit(lambda: enqueue(task_name, *args, countdown=countdown))
+
+
+_publisher = None
+
+
+def enqueue_in_background(task_name, *args):
+    """Publish from a thread: an annotation request never waits on the broker, even an unreachable one.
+
+    If the process dies before the publish, the trigger is still ``pending`` in the database and
+    ``sweep`` publishes it.
+    """
+    global _publisher
+    if not getattr(settings, 'LS_EXT_RETRAINING_PUBLISH_IN_BACKGROUND', True):
+        return enqueue(task_name, *args)
+    if _publisher is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix='ls-ext-retraining-publish')
+    _publisher.submit(enqueue, task_name, *args)
 
 
 # --- counting (the annotation receivers) ---------------------------------------------------------
@@ -66,7 +106,7 @@ def count_change(project_id):
             project_id=project_id, enabled=True, pending=False, changes_since_run__gte=F('threshold')
         ).update(pending=True, pending_since=timezone.now())
         if crossed:
-            enqueue_on_commit('start_run', project_id, 'threshold')
+            transaction.on_commit(lambda: enqueue_in_background('start_run', project_id, 'threshold'))
     return bool(crossed)
 
 
@@ -89,6 +129,13 @@ def disable_builtin_training(project_id):
 
 
 # --- one run -------------------------------------------------------------------------------------
+#
+# A run is a chain of short steps, each a Celery task taking the run's id: start_run -> begin_training
+# -> poll_training (re-enqueued with a countdown) -> repredict_batch (one per batch) -> complete. Each
+# step first checks the run's status and moves it on with a conditional UPDATE, so a step that is
+# delivered twice (acks_late redelivery, or ``sweep`` re-publishing a step it thought lost) does nothing
+# the second time. ``heartbeat_at`` is stamped by every step; ``sweep`` re-publishes a step not taken for
+# ``stale_seconds()``.
 
 
 def backend_for(policy):
@@ -99,11 +146,32 @@ def backend_for(policy):
     return MLBackend.objects.filter(project_id=policy.project_id).order_by('id').first()
 
 
+def seconds_until_due(policy, now=None):
+    """Seconds before the policy may start a run: its minimum interval, or the back-off after failures."""
+    if not policy.last_run_at:
+        return 0.0
+    now = now or timezone.now()
+    gap = float(policy.min_interval_seconds)
+    if policy.failed_attempts:
+        gap = max(gap, retry_seconds(policy.failed_attempts))
+    return max((policy.last_run_at + timedelta(seconds=gap) - now).total_seconds(), 0.0)
+
+
+def seconds_since(moment):
+    return round((timezone.now() - moment).total_seconds(), 2) if moment else None
+
+
+def beat(run_id, **fields):
+    """Stamp the run's heartbeat (and any fields) in one UPDATE."""
+    return TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), **fields)
+
+
 def start_run(project_id, trigger='threshold'):
-    """Claim the project (one run at a time) for a pending trigger and ask the backend to train.
+    """Claim the project (one run at a time) for a pending trigger, record a run and start its training.
 
     No pending trigger, or a run already going: nothing happens (the trigger stays pending and the
-    running one starts it when it ends: exactly one follow-up).
+    running one starts it when it ends: exactly one follow-up). Not due yet (minimum interval, back-off):
+    published again for when it is due (``sweep`` catches it too).
     """
     from tasks.models import Annotation
 
@@ -111,67 +179,120 @@ def start_run(project_id, trigger='threshold'):
     if policy is None or not policy.pending or policy.running:
         return None
     now = timezone.now()
-    if policy.min_interval_seconds and policy.last_run_at:
-        wait = (policy.last_run_at + timedelta(seconds=policy.min_interval_seconds) - now).total_seconds()
-        if wait > 0:
+    wait = seconds_until_due(policy, now)
+    if wait > 0:
+        if wait <= 300:  # longer waits are left to the periodic sweep (no long-held ETA messages)
             enqueue('start_run', project_id, trigger, countdown=wait)
-            return None
+        return None
     with transaction.atomic():
-        claimed = RetrainingPolicy.objects.filter(pk=policy.pk, running=False, pending=True).update(
-            running=True, pending=False, pending_since=None, changes_since_run=0, last_run_at=now
+        # the changes this run consumes are subtracted, not zeroed: a submit counted meanwhile stays counted
+        changes = policy.changes_since_run
+        claimed = RetrainingPolicy.objects.filter(
+            pk=policy.pk, running=False, pending=True, changes_since_run__gte=changes
+        ).update(
+            running=True,
+            pending=False,
+            pending_since=None,
+            changes_since_run=F('changes_since_run') - changes,
+            last_run_at=now,
         )
         if not claimed:
             return None
-        backend = backend_for(policy)
         run = TrainingRun.objects.create(
             project_id=project_id,
-            ml_backend=backend,
+            ml_backend=backend_for(policy),
             trigger=trigger,
-            status=TrainingRun.TRAINING,
+            changes=changes,
+            status=TrainingRun.QUEUED,
             started_at=now,
+            heartbeat_at=now,
             annotations_used=Annotation.objects.filter(project_id=project_id, was_cancelled=False).count(),
         )
+    return begin_training(run.id)
+
+
+def begin_training(run_id):
+    """Ask the backend to train (Label Studio's own ``MLBackend.train``: START_TRAINING), then poll.
+
+    A backend that cannot be reached is retried with back-off; one that answers with an error fails
+    the run. Training is requested before the run moves to ``training``: a worker lost in between
+    leaves the run ``queued`` and ``sweep`` asks again.
+    """
+    from ml.models import MLBackendState, MLBackendTrainJob
+
+    run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.QUEUED).select_related('ml_backend').first()
+    if run is None:
+        return None
+    beat(run.id)
+    backend = run.ml_backend
     if backend is None:
         return fail(run, 'no ML backend is connected to the project')
     try:
-        from ml.models import MLBackendState, MLBackendTrainJob
-
-        run.version_before = backend.update_state() or backend.model_version or ''
+        version = backend.update_state()
+        if backend.state == MLBackendState.DISCONNECTED:
+            return retry(run, 'begin_training', f'ML backend unreachable at {backend.url}')
         if backend.state != MLBackendState.CONNECTED:
             return fail(run, f'ML backend not ready: {backend.error_message or backend.state}')
-        last_job = MLBackendTrainJob.objects.filter(ml_backend=backend).order_by('-id').values_list('id', flat=True)
-        last_job_id = last_job.first() or 0
-        backend.train()  # Label Studio's own call: START_TRAINING (or /train), answers at once
+        run.version_before = version or backend.model_version or ''
+        last_job_id = MLBackendTrainJob.objects.filter(ml_backend=backend).order_by('-id').values_list('id', flat=True)
+        last_job_id = last_job_id.first() or 0
+        backend.train()
         if backend.state == MLBackendState.ERROR:
+            if backend.healthcheck().is_error:
+                return retry(run, 'begin_training', f'ML backend went away: {backend.error_message}')
             return fail(run, f'training request failed: {backend.error_message}')
         job = MLBackendTrainJob.objects.filter(ml_backend=backend, id__gt=last_job_id).order_by('-id').first()
         run.job_id = job.job_id if job else ''
-        run.save(update_fields=['version_before', 'job_id'])
     except Exception as exc:  # noqa: BLE001 - recorded on the run
         logger.exception('training run %s could not start', run.id)
         return fail(run, f'{exc.__class__.__name__}: {exc}')
-    enqueue('poll_training', run.id, countdown=poll_seconds())
+    moved = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.QUEUED).update(
+        status=TrainingRun.TRAINING,
+        version_before=run.version_before,
+        job_id=run.job_id,
+        heartbeat_at=timezone.now(),
+    )
+    if moved:
+        enqueue('poll_training', run.id, countdown=poll_seconds())
+    return run
+
+
+def retry(run, step, reason):
+    """A connection error: publish ``step`` again after a back-off; past ``max_retries()`` the run fails."""
+    TrainingRun.objects.filter(pk=run.pk).update(retries=F('retries') + 1, heartbeat_at=timezone.now())
+    run.refresh_from_db(fields=['retries'])
+    if run.retries > max_retries():
+        return fail(run, f'{reason} (gave up after {run.retries - 1} retries)', transient=True)
+    logger.warning('training run %s: %s; retry %s in %.0f s', run.id, reason, run.retries, retry_seconds(run.retries))
+    TrainingRun.objects.filter(pk=run.pk).update(error=f'retrying: {reason}')
+    enqueue(step, run.id, countdown=retry_seconds(run.retries))
     return run
 
 
 def training_state(backend, run):
-    """('running' | 'succeeded' | 'failed', version, metrics, message) from the backend.
+    """('running' | 'succeeded' | 'failed' | 'lost' | 'unreachable', version, metrics, message) from the backend.
 
-    Our model server answers ``GET /training`` with the job by id; any other backend is read from
-    ``GET /versions``: a version other than the one before means the training succeeded.
+    Our model server answers ``GET /training`` with its jobs: the run's job by id, or ``lost`` when the
+    server no longer knows it (it restarted). Any other backend is read from ``GET /versions``: a version
+    other than the one before means the training succeeded.
     """
     if run.job_id:
         answer = backend.api._request('training', method='GET', verbose=False, timeout=10)
+        if answer.is_error and not answer.status_code:
+            return 'unreachable', '', {}, answer.error_message or 'no answer'
         if not answer.is_error and isinstance(answer.response, dict) and 'history' in answer.response:
             status = answer.response
             for job in status['history']:
                 if job and job.get('id') == run.job_id:
                     state = 'succeeded' if job.get('status') == 'succeeded' else 'failed'
                     return state, job.get('version') or '', job.get('metrics') or {}, job.get('message') or ''
-            return 'running', '', (status.get('running') or {}).get('progress') or {}, ''
+            for key in ('running', 'queued'):
+                if (status.get(key) or {}).get('id') == run.job_id:
+                    return 'running', '', (status.get(key) or {}).get('progress') or {}, ''
+            return 'lost', '', {}, f'the backend no longer knows training job {run.job_id} (restarted?)'
     answer = backend.get_versions()
     if answer.is_error:
-        return 'running', '', {}, answer.error_message or ''
+        return ('running' if answer.status_code else 'unreachable'), '', {}, answer.error_message or ''
     current = answer.response.get('current') or (answer.response.get('versions') or [''])[-1]
     if current and current != run.version_before:
         return 'succeeded', current, {}, ''
@@ -185,50 +306,88 @@ def poll_training(run_id):
     run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.TRAINING).select_related('ml_backend').first()
     if run is None:
         return None
+    beat(run.id)
     policy = RetrainingPolicy.objects.get(project_id=run.project_id)
     if run.ml_backend is None:
         return fail(run, 'the ML backend was removed during training')
     try:
         state, version, metrics, message = training_state(run.ml_backend, run)
     except Exception as exc:  # noqa: BLE001
-        state, version, metrics, message = 'running', '', {}, f'{exc.__class__.__name__}: {exc}'
-    if state == 'running':
+        state, version, metrics, message = 'unreachable', '', {}, f'{exc.__class__.__name__}: {exc}'
+    if state in ('running', 'unreachable'):
         if timezone.now() - run.started_at > timedelta(seconds=policy.training_timeout_seconds):
-            return fail(run, f'training did not finish in {policy.training_timeout_seconds} s {message}'.strip())
-        if metrics:
-            TrainingRun.objects.filter(pk=run.pk).update(metrics={**run.metrics, 'progress': metrics})
-        enqueue('poll_training', run.id, countdown=poll_seconds())
+            reason = f'training did not finish in {policy.training_timeout_seconds} s {message}'.strip()
+            return fail(run, reason, transient=state == 'unreachable')
+        fields = {'metrics': {**run.metrics, 'progress': metrics}} if metrics else {}
+        countdown = poll_seconds()
+        if state == 'unreachable':  # the backend may be restarting: back off, record it, keep the run
+            fields['retries'] = F('retries') + 1
+            fields['error'] = f'retrying: ML backend unreachable: {message}'
+            countdown = retry_seconds(run.retries + 1)
+        if fields:
+            TrainingRun.objects.filter(pk=run.pk).update(**fields)
+        enqueue('poll_training', run.id, countdown=countdown)
         return run
-    run.metrics = metrics
+    run.metrics = {**run.metrics, **metrics, 'training_seconds': seconds_since(run.started_at)}
+    if state == 'lost':
+        return fail(run, message, transient=True)
     if state == 'failed':
         return fail(run, f'training failed on the backend: {message}')
     if not version or version == run.version_before:
         return fail(run, f'training ended without a new model version ({message or "no change"})')
     run.version_after = version
     if not policy.repredict:
-        return complete(run)
-    run.status = TrainingRun.PREDICTING
-    run.tasks_to_predict = Task.objects.filter(project_id=run.project_id, is_labeled=False).count()
-    run.save(update_fields=['metrics', 'version_after', 'status', 'tasks_to_predict'])
-    enqueue('repredict_batch', run.id)
+        TrainingRun.objects.filter(pk=run.pk).update(version_after=version, metrics=run.metrics)
+        return complete(run, from_status=TrainingRun.TRAINING)
+    moved = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.TRAINING).update(
+        status=TrainingRun.PREDICTING,
+        metrics=run.metrics,
+        version_after=version,
+        error='',
+        tasks_to_predict=Task.objects.filter(project_id=run.project_id, is_labeled=False).count(),
+        heartbeat_at=timezone.now(),
+    )
+    if moved:
+        enqueue('repredict_batch', run.id)
     return run
 
 
+def tasks_to_predict(run):
+    """Unlabeled tasks of the run's project without a prediction of the new version, in id order."""
+    from tasks.models import Task
+
+    return (
+        Task.objects.filter(project_id=run.project_id, is_labeled=False)
+        .exclude(predictions__model_version=run.version_after)
+        .order_by('id')
+    )
+
+
 def repredict_batch(run_id):
-    """Predict the next batch of unlabeled tasks with the new version (Label Studio's ``predict_tasks``)."""
+    """Predict the next batch of unlabeled tasks with the new version (Label Studio's ``predict_tasks``).
+
+    The batch is claimed first (``last_task_id`` moves on with a conditional UPDATE), so a duplicate
+    step never predicts the same tasks twice. Tasks the backend skipped get one more pass at the end.
+    """
     from tasks.models import Prediction, Task
 
     run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.PREDICTING).select_related('ml_backend').first()
     if run is None:
         return None
+    beat(run.id)
     policy = RetrainingPolicy.objects.get(project_id=run.project_id)
-    ids = list(
-        Task.objects.filter(project_id=run.project_id, is_labeled=False, id__gt=run.last_task_id)
-        .order_by('id')
-        .values_list('id', flat=True)[: max(policy.batch_size, 1)]
-    )
+    ids = list(tasks_to_predict(run).filter(id__gt=run.last_task_id).values_list('id', flat=True)[: policy.batch_size])
     if not ids:
-        return complete(run)
+        rescans = run.metrics.get('rescans', 0)
+        if rescans < 1 and tasks_to_predict(run).exists():  # a batch lost to an error: once more
+            TrainingRun.objects.filter(pk=run.pk, last_task_id=run.last_task_id).update(
+                last_task_id=0, metrics={**run.metrics, 'rescans': rescans + 1}
+            )
+            enqueue('repredict_batch', run.id)
+            return run
+        return complete(run, from_status=TrainingRun.PREDICTING)
+    if not TrainingRun.objects.filter(pk=run.pk, last_task_id=run.last_task_id).update(last_task_id=ids[-1]):
+        return None  # another delivery of this step claimed the batch
     backend = run.ml_backend
     if backend is None:
         return fail(run, 'the ML backend was removed during re-prediction')
@@ -237,54 +396,83 @@ def repredict_batch(run_id):
     except Exception as exc:  # noqa: BLE001
         logger.exception('re-prediction of run %s failed', run.id)
         return fail(run, f're-prediction failed: {exc.__class__.__name__}: {exc}')
+    if backend.not_ready:  # predict_tasks checks the backend first and predicts nothing if it is down
+        TrainingRun.objects.filter(pk=run.pk, last_task_id=ids[-1]).update(last_task_id=run.last_task_id)
+        return retry(run, 'repredict_batch', f'ML backend unreachable during re-prediction: {backend.error_message}')
     if backend.model_version and backend.model_version != run.version_after:
-        return fail(run, f'the backend now serves {backend.model_version}, not {run.version_after}')
-    done = (
-        Prediction.objects.filter(task_id__in=ids, model_version=run.version_after).values('task_id').distinct().count()
-    )
-    missing = len(ids) - done
-    metrics = {**run.metrics, 'tasks_without_prediction': run.metrics.get('tasks_without_prediction', 0) + missing}
-    TrainingRun.objects.filter(pk=run.pk).update(
-        tasks_predicted=F('tasks_predicted') + done, last_task_id=ids[-1], metrics=metrics
-    )
+        return fail(run, f'the backend now serves {backend.model_version}, not {run.version_after}', transient=True)
+    done = Prediction.objects.filter(task_id__in=ids, model_version=run.version_after).values('task_id').distinct()
+    TrainingRun.objects.filter(pk=run.pk).update(tasks_predicted=F('tasks_predicted') + done.count(), error='')
     enqueue('repredict_batch', run.id)
     return run
 
 
-def complete(run):
+def complete(run, from_status):
     """The run succeeded: switch the project to the new version, release the project."""
     from projects.models import Project
 
     with transaction.atomic():
-        run.refresh_from_db(fields=['tasks_predicted', 'metrics'])
+        run.refresh_from_db(fields=['tasks_predicted', 'tasks_to_predict', 'metrics', 'version_after'])
         if run.tasks_to_predict and not run.tasks_predicted:
             return fail(run, f'no task got a prediction of {run.version_after}')
+        missing = tasks_to_predict(run).count() if run.tasks_to_predict else 0
+        metrics = {**run.metrics, 'run_seconds': seconds_since(run.started_at)}
+        if missing:
+            metrics['tasks_without_prediction'] = missing
+        finished = TrainingRun.objects.filter(pk=run.pk, status=from_status).update(
+            status=TrainingRun.SUCCEEDED, finished_at=timezone.now(), heartbeat_at=timezone.now(), metrics=metrics
+        )
+        if not finished:
+            return None
         Project.objects.filter(pk=run.project_id).update(model_version=run.version_after)
-        run.status = TrainingRun.SUCCEEDED
-        run.finished_at = timezone.now()
-        run.save(update_fields=['status', 'finished_at', 'version_after', 'metrics'])
+        RetrainingPolicy.objects.filter(project_id=run.project_id).update(failed_attempts=0)
         release(run.project_id)
     refresh_scores(run.project_id)
+    run.refresh_from_db()
     return run
 
 
-def fail(run, error):
-    """Record the failure; the project's model version stays as it was."""
+def fail(run, error, transient=False):
+    """Record the failure; the project's model version stays as it was.
+
+    A transient failure (backend unreachable, restarted and lost the job) sets the trigger pending
+    again, so the project converges once the backend is back; ``max_retries()`` such runs in a row,
+    with growing back-off, then it waits for the next trigger.
+    """
     logger.warning('training run %s of project %s failed: %s', run.id, run.project_id, error)
     with transaction.atomic():
-        run.status = TrainingRun.FAILED
-        run.error = error
-        run.finished_at = timezone.now()
-        run.save(update_fields=['status', 'error', 'finished_at', 'metrics', 'version_before', 'job_id'])
+        finished = (
+            TrainingRun.objects.filter(pk=run.pk)
+            .exclude(status__in=TrainingRun.FINISHED)
+            .update(
+                status=TrainingRun.FAILED,
+                error=error,
+                finished_at=timezone.now(),
+                heartbeat_at=timezone.now(),
+                metrics=run.metrics,
+            )
+        )
+        if not finished:
+            return None
+        policy = RetrainingPolicy.objects.get(project_id=run.project_id)
+        if transient and policy.failed_attempts < max_retries():
+            RetrainingPolicy.objects.filter(pk=policy.pk).update(
+                failed_attempts=F('failed_attempts') + 1,
+                pending=True,
+                pending_since=Coalesce(F('pending_since'), Value(timezone.now())),
+            )
         release(run.project_id)
+    run.refresh_from_db()
     return run
 
 
 def release(project_id):
     """End the project's claim; a trigger that came during the run starts its one follow-up."""
     RetrainingPolicy.objects.filter(project_id=project_id).update(running=False)
-    if RetrainingPolicy.objects.filter(project_id=project_id, pending=True).exists():
-        enqueue_on_commit('start_run', project_id, 'follow-up')
+    policy = RetrainingPolicy.objects.filter(project_id=project_id, pending=True).first()
+    if policy is not None:
+        wait = seconds_until_due(policy)
+        enqueue_on_commit('start_run', project_id, 'follow-up', countdown=wait if 0 < wait <= 300 else None)
 
 
 def refresh_scores(project_id):
@@ -301,22 +489,36 @@ def refresh_scores(project_id):
 
 # --- recovery ------------------------------------------------------------------------------------
 
+STEP_OF_STATUS = {
+    TrainingRun.QUEUED: 'begin_training',
+    TrainingRun.TRAINING: 'poll_training',
+    TrainingRun.PREDICTING: 'repredict_batch',
+}
+
 
 def sweep(stale_after=None):
-    """Publish every pending trigger that has no run going; fail runs whose worker vanished.
+    """Recover what a lost worker or broker left behind; returns the number of messages published.
 
-    Runs periodically (beat) and when a worker starts: a trigger whose publish failed (broker
-    down) is picked up here.
+    Runs periodically (beat) and when a worker starts: re-publishes the step of every run whose
+    heartbeat is older than ``stale_seconds()`` (the steps are idempotent), releases projects whose
+    run has ended, and publishes every pending trigger that is due and has no run going (a trigger
+    whose publish failed while the broker was down is picked up here).
     """
     now = timezone.now()
+    stale_after = stale_seconds() if stale_after is None else stale_after
+    published = 0
     for policy in RetrainingPolicy.objects.filter(running=True):
         run = TrainingRun.objects.filter(project_id=policy.project_id).order_by('-id').first()
-        limit = stale_after if stale_after is not None else policy.training_timeout_seconds + 600
         if run is None or run.status in TrainingRun.FINISHED:
-            release(policy.project_id)
-        elif run.started_at and (now - run.started_at).total_seconds() > limit:
-            fail(run, 'abandoned: no progress (worker lost?)')
-    published = 0
-    for project_id in RetrainingPolicy.objects.filter(pending=True, running=False).values_list('project_id', flat=True):
-        published += enqueue('start_run', project_id, 'sweep')
+            with transaction.atomic():
+                release(policy.project_id)
+            continue
+        heartbeat = run.heartbeat_at or run.started_at or run.created_at
+        if (now - heartbeat).total_seconds() > stale_after:
+            logger.warning('training run %s: no step for %.0f s, publishing %s again', run.id, stale_after, run.status)
+            TrainingRun.objects.filter(pk=run.pk).update(recovered=F('recovered') + 1, heartbeat_at=now)
+            published += enqueue(STEP_OF_STATUS[run.status], run.id)
+    for policy in RetrainingPolicy.objects.filter(pending=True, running=False):
+        if seconds_until_due(policy, now) <= 0:
+            published += enqueue('start_run', policy.project_id, 'sweep')
     return published

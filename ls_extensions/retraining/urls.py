@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from ls_extensions.retraining import api
+from ls_extensions.retraining import api, views
 
 app_name = 'ls_ext_retraining'
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path('api/projects/<int:pk>/retraining/', api.RetrainingPolicyAPI.as_view(), name='policy'),
     path('api/projects/<int:pk>/retraining/runs/', api.TrainingRunsAPI.as_view(), name='runs'),
     path('api/projects/<int:pk>/retraining/train/', api.RetrainNowAPI.as_view(), name='train'),
+    path('projects/<int:pk>/retraining/', views.retraining_page, name='page'),
 ]

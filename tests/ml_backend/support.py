@@ -2,13 +2,13 @@
 
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.support.process import ManagedProcess
 from tests.support.server import REPO, free_port
 
 TORCH_ADAPTER = 'ls_extensions.ml_backend.adapters.torch_example.TorchExampleAdapter'
@@ -32,7 +32,7 @@ def http(method, url, payload=None, headers=None, timeout=60):
         return status, body.decode(errors='replace'), reason
 
 
-class ModelServerProcess:
+class ModelServerProcess(ManagedProcess):
     """``python -m ls_extensions.ml_backend.server`` (what ``manage.py serve_ml_backend`` runs) in a subprocess."""
 
     def __init__(self, workdir, args, env=None):
@@ -55,8 +55,7 @@ class ModelServerProcess:
         self.process = None
 
     def start(self, timeout=120):
-        self._log = open(self.log_path, 'ab')
-        self.process = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.spawn(self.args, self.env, REPO)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -77,28 +76,6 @@ class ModelServerProcess:
                 return status
             time.sleep(0.5)
         raise TimeoutError(f'training did not finish:\n{self.log_tail()}')
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process:
-            self._log.close()
-
-    def log_tail(self, lines=60):
-        return (
-            '\n'.join(self.log_path.read_text(errors='replace').splitlines()[-lines:]) if self.log_path.exists() else ''
-        )
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 # --- in-process: the WSGI app called directly, and adapters that make the protocol observable

@@ -1,14 +1,9 @@
-"""Retraining tests need the app installed: settings/overlay.py lists it, or run them with
-``DJANGO_SETTINGS_MODULE=tests.retraining.settings``."""
+"""Fixtures of the retraining tests: a stub ML backend on loopback, recorded publishes, a drain loop."""
 
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
-from django.conf import settings
-
-if 'ls_extensions.retraining' not in settings.INSTALLED_APPS:
-    collect_ignore_glob = ['test_*.py']
 
 
 class _Quiet(WSGIRequestHandler):
@@ -27,6 +22,7 @@ class StubBackend:
         self.predicted = []
         self.fail_training = False
         self.finish_training = True
+        self.setup_error = False
         import json
 
         self._json = json
@@ -36,6 +32,9 @@ class StubBackend:
 
     def app(self, environ, start_response):
         path = environ['PATH_INFO'].rstrip('/')
+        if path == '/setup' and self.setup_error:
+            start_response('500 Internal Server Error', [('Content-Type', 'text/plain')])
+            return [b'model failed to load']
         length = int(environ.get('CONTENT_LENGTH') or 0)
         body = self._json.loads(environ['wsgi.input'].read(length) or b'{}') if length else {}
         answer = self.route(path, body)
@@ -130,13 +129,19 @@ def enqueued(monkeypatch):
     return calls
 
 
-def drain(calls, capture, limit=100):
-    """Run the recorded tasks in order (what a worker does, commits included), until none is left."""
+def drain(calls, capture, limit=100, stop_at_delayed_start=False):
+    """Run the recorded tasks in order (what a worker does, commits included), until none is left.
+
+    Countdowns are not waited for; ``stop_at_delayed_start`` stops before a ``start_run`` published for
+    later (a back-off or minimum interval), leaving it in ``calls``.
+    """
     from ls_extensions.retraining import services
 
     done = []
     for _ in range(limit):
         if not calls:
+            return done
+        if stop_at_delayed_start and calls[0][0] == 'start_run' and calls[0][2]:
             return done
         name, args, _ = calls.pop(0)
         done.append(name)

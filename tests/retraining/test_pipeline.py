@@ -80,19 +80,45 @@ def test_failed_training_is_recorded_and_the_version_stays(
     assert not policy.running
 
 
-def test_unreachable_backend_fails_the_run(setup, user, enqueued, django_capture_on_commit_callbacks):
+def test_unreachable_backend_is_retried_with_back_off_then_the_run_fails_and_the_trigger_waits(
+    setup, user, enqueued, django_capture_on_commit_callbacks, settings
+):
     from ls_extensions.retraining.models import TrainingRun
 
+    settings.LS_EXT_RETRAINING_MAX_RETRIES = 2
+    settings.LS_EXT_RETRAINING_RETRY_SECONDS = 3
     project, tasks, backend, policy = setup
-    backend.url = 'http://127.0.0.1:9'
+    backend.url = 'http://127.0.0.1:9'  # nothing listens: connection refused
     backend.save()
     for task in tasks[:2]:
         _annotate(task, user, django_capture_on_commit_callbacks)
-    drain(enqueued, django_capture_on_commit_callbacks)
+    steps = drain(enqueued, django_capture_on_commit_callbacks, stop_at_delayed_start=True)
+    assert steps == ['start_run', 'begin_training', 'begin_training']
     (run,) = TrainingRun.objects.all()
-    assert run.status == 'failed' and 'not ready' in run.error
+    assert run.status == 'failed' and 'unreachable' in run.error and 'gave up after 2 retries' in run.error
+    assert run.retries == 3 and run.finished_at
     project.refresh_from_db()
     assert project.model_version == 'before'
+    # a transient failure keeps the trigger: pending again, published for after the back-off
+    policy.refresh_from_db()
+    assert policy.pending and not policy.running and policy.failed_attempts == 1
+    assert enqueued == [('start_run', (project.id, 'follow-up'), pytest.approx(3, abs=1))]
+
+
+def test_a_backend_that_answers_with_an_error_fails_the_run_at_once(
+    setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
+):
+    from ls_extensions.retraining.models import TrainingRun
+
+    project, tasks, backend, policy = setup
+    stub_backend.setup_error = True
+    for task in tasks[:2]:
+        _annotate(task, user, django_capture_on_commit_callbacks)
+    assert drain(enqueued, django_capture_on_commit_callbacks) == ['start_run']
+    (run,) = TrainingRun.objects.all()
+    assert run.status == 'failed' and 'not ready' in run.error and run.retries == 0
+    policy.refresh_from_db()
+    assert not policy.pending and policy.failed_attempts == 0
 
 
 def test_triggers_during_training_make_exactly_one_follow_up(
@@ -122,3 +148,158 @@ def test_triggers_during_training_make_exactly_one_follow_up(
     assert runs[1].version_before == 'stub.v1' and runs[1].version_after == 'stub.v2'
     project.refresh_from_db()
     assert project.model_version == 'stub.v2'
+
+
+def _until_training(enqueued, capture):
+    """Run start_run (which begins the training); leave the first poll in ``enqueued``."""
+    from ls_extensions.retraining import services
+
+    name, args, _ = enqueued.pop(0)
+    assert name == 'start_run'
+    with capture(execute=True):
+        run = services.start_run(*args)
+    assert [c[0] for c in enqueued] == ['poll_training']
+    return run
+
+
+def test_duplicate_deliveries_of_every_step_do_nothing_twice(
+    setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
+):
+    """acks_late redelivery, or a step published again by the sweep: no second training, no duplicates."""
+    from tasks.models import Prediction, Task
+
+    from ls_extensions.retraining import services
+    from ls_extensions.retraining.models import TrainingRun
+
+    project, tasks, backend, policy = setup
+    capture = django_capture_on_commit_callbacks
+    for task in tasks[:2]:
+        _annotate(task, user, capture)
+    run = _until_training(enqueued, capture)
+    assert services.begin_training(run.id) is None  # already training: the duplicate asks nothing
+    assert stub_backend.train_calls == 1
+    enqueued.clear()
+    with capture(execute=True):
+        services.poll_training(run.id)
+        assert services.poll_training(run.id) is None  # already predicting
+    assert [c[0] for c in enqueued] == ['repredict_batch']
+    with capture(execute=True):
+        services.repredict_batch(run.id)
+        services.repredict_batch(run.id)  # a duplicate claims the next batch, never the same one
+    drain(enqueued, capture)
+    run.refresh_from_db()
+    assert run.status == 'succeeded' and run.tasks_predicted == 3 and run.tasks_to_predict == 3
+    assert sorted(stub_backend.predicted) == sorted(set(stub_backend.predicted))  # each task predicted once
+    for task in Task.objects.filter(project=project, is_labeled=False):
+        assert Prediction.objects.filter(task=task, model_version='stub.v1').count() == 1
+    assert stub_backend.versions == ['stub.v0', 'stub.v1'] and TrainingRun.objects.count() == 1
+
+
+def test_sweep_publishes_again_a_step_lost_with_its_worker(
+    setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
+):
+    from ls_extensions.retraining import services
+
+    project, tasks, backend, policy = setup
+    capture = django_capture_on_commit_callbacks
+    for task in tasks[:2]:
+        _annotate(task, user, capture)
+    run = _until_training(enqueued, capture)
+    enqueued.clear()  # the worker holding the poll was killed: the message is gone
+    assert services.sweep() == 0  # a fresh heartbeat is left alone
+    assert services.sweep(stale_after=0) == 1
+    assert enqueued == [('poll_training', (run.id,), None)]
+    drain(enqueued, capture)
+    run.refresh_from_db()
+    assert run.status == 'succeeded' and run.recovered == 1 and stub_backend.train_calls == 1
+    project.refresh_from_db()
+    assert project.model_version == 'stub.v1'
+
+
+def test_unreachable_backend_during_training_is_polled_with_back_off(
+    setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks, settings
+):
+    from ls_extensions.retraining import services
+
+    settings.LS_EXT_RETRAINING_RETRY_SECONDS = 7
+    project, tasks, backend, policy = setup
+    capture = django_capture_on_commit_callbacks
+    for task in tasks[:2]:
+        _annotate(task, user, capture)
+    run = _until_training(enqueued, capture)
+    enqueued.clear()
+    url = backend.url
+    backend.url = 'http://127.0.0.1:9'  # the backend is down for a while
+    backend.save(update_fields=['url'])
+    services.poll_training(run.id)
+    run.refresh_from_db()
+    assert run.status == 'training' and run.retries == 1 and 'unreachable' in run.error
+    assert enqueued == [('poll_training', (run.id,), 7.0)]
+    backend.url = url
+    backend.save(update_fields=['url'])
+    drain(enqueued, capture)
+    run.refresh_from_db()
+    assert run.status == 'succeeded' and run.error == ''
+
+
+def test_a_backend_restart_that_loses_the_job_fails_the_run_and_retries_the_trigger(
+    setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from ls_extensions.retraining import services
+    from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
+
+    project, tasks, backend, policy = setup
+    capture = django_capture_on_commit_callbacks
+    for task in tasks[:2]:
+        _annotate(task, user, capture)
+    _until_training(enqueued, capture)
+    stub_backend.jobs.clear()  # restarted: it knows no job any more
+    drain(enqueued, capture, stop_at_delayed_start=True)
+    first = TrainingRun.objects.get()
+    assert first.status == 'failed' and 'no longer knows training job' in first.error
+    project.refresh_from_db()
+    assert project.model_version == 'before'
+    policy.refresh_from_db()
+    assert policy.pending and policy.failed_attempts == 1
+    assert [c[0] for c in enqueued] == ['start_run'] and enqueued[0][2] > 0  # after the back-off
+    with capture(execute=True):
+        assert services.start_run(project.id, 'follow-up') is None  # not due yet
+    RetrainingPolicy.objects.filter(pk=policy.pk).update(last_run_at=policy.last_run_at - timedelta(minutes=5))
+    enqueued.clear()
+    assert services.sweep() == 1
+    drain(enqueued, capture)
+    second = TrainingRun.objects.order_by('-id').first()
+    assert second.status == 'succeeded' and second.trigger == 'sweep'
+    policy.refresh_from_db()
+    assert policy.failed_attempts == 0 and not policy.pending and not policy.running
+    project.refresh_from_db()
+    assert project.model_version == second.version_after
+
+
+def test_minimum_interval_holds_the_trigger_until_due(
+    setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from ls_extensions.retraining import services
+    from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
+
+    project, tasks, backend, policy = setup
+    RetrainingPolicy.objects.filter(pk=policy.pk).update(min_interval_seconds=3600)
+    capture = django_capture_on_commit_callbacks
+    for task in tasks[:2]:
+        _annotate(task, user, capture)
+    drain(enqueued, capture)
+    assert TrainingRun.objects.count() == 1
+    for task in tasks[2:4]:  # crosses the threshold again within the hour
+        _annotate(task, user, capture)
+    assert drain(enqueued, capture) == ['start_run']  # not due: no run, nothing held in the broker for an hour
+    policy.refresh_from_db()
+    assert policy.pending and not policy.running and TrainingRun.objects.count() == 1
+    assert services.sweep() == 0
+    RetrainingPolicy.objects.filter(pk=policy.pk).update(last_run_at=policy.last_run_at - timedelta(hours=2))
+    assert services.sweep() == 1
+    drain(enqueued, capture)
+    assert TrainingRun.objects.count() == 2 and TrainingRun.objects.first().trigger == 'sweep'

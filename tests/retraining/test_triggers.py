@@ -136,7 +136,8 @@ def broker_at(monkeypatch):
         app.amqp._producer_pool = None
 
     def use(url):
-        monkeypatch.setattr(app.conf, 'broker_url', url)
+        for key in ('broker_url', 'broker_write_url', 'broker_read_url'):  # celery 5.5 resolves all three
+            monkeypatch.setattr(app.conf, key, url)
         reset()
 
     yield use

@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.support.process import ManagedProcess
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -36,7 +38,7 @@ def migrated_database(cache_dir):
     return db
 
 
-class LabelStudioServer:
+class LabelStudioServer(ManagedProcess):
     """``label-studio start`` (or any command line) with our settings or stock ones."""
 
     def __init__(self, data_dir, template_db=None, stock=False, env=None):
@@ -69,10 +71,7 @@ class LabelStudioServer:
 
     def start(self, timeout=240):
         args = [*self.command, 'start', '--no-browser', '--internal-host', '127.0.0.1', '-p', str(self.port)]
-        self._log = open(self.log_path, 'ab')
-        self.process = subprocess.Popen(
-            args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.data_dir
-        )
+        self.spawn(args, self.env, self.data_dir)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -85,29 +84,7 @@ class LabelStudioServer:
                 time.sleep(1)
         raise TimeoutError(f'server did not answer in {timeout}s:\n{self.log_tail()}')
 
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process:
-            self._log.close()
-
-    def log_tail(self, lines=60):
-        if not self.log_path.exists():
-            return ''
-        return '\n'.join(self.log_path.read_text(errors='replace').splitlines()[-lines:])
-
     def egress_events(self):
         if not self.egress_log.exists():
             return []
         return [json.loads(line) for line in self.egress_log.read_text().splitlines() if line.strip()]
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()

@@ -1,0 +1,129 @@
+"""The project's retraining page: the policy as a form, "Retrain now", the live state and the run history.
+
+Server-rendered, no JavaScript (the page reloads itself every few seconds while a run is going or
+pending); members of the project's organization only, like the API (others get 404).
+"""
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+from ml.models import MLBackend
+
+from ls_extensions.retraining import services
+from ls_extensions.retraining.api import RUNS_LIMIT, policy_of, project_for
+from ls_extensions.retraining.models import TrainingRun
+from ls_extensions.retraining.serializers import PolicySerializer
+
+REFRESH_SECONDS = 5
+CHECKBOXES = ('enabled', 'repredict')
+NUMBERS = ('threshold', 'min_interval_seconds', 'batch_size', 'training_timeout_seconds')
+NOTICES = {
+    'saved': 'Policy saved.',
+    'requested': 'Retraining requested: a run starts in the background.',
+    'queued': 'A run is going: one more run will follow it.',
+}
+
+
+def form_data(post):
+    """The POSTed form as the serializer's input: unchecked boxes are absent, an empty backend is none."""
+    data = {name: name in post for name in CHECKBOXES}
+    for name in NUMBERS:
+        data[name] = post.get(name, '').strip()
+    backend = post.get('ml_backend', '').strip()
+    data['ml_backend'] = backend or None
+    return data
+
+
+def duration(run, now):
+    if run.started_at is None:
+        return ''
+    seconds = int(((run.finished_at or now) - run.started_at).total_seconds())
+    minutes, seconds = divmod(max(seconds, 0), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f'{hours}h {minutes}m'
+    return f'{minutes}m {seconds}s' if minutes else f'{seconds}s'
+
+
+def run_rows(project):
+    now = timezone.now()
+    runs = TrainingRun.objects.filter(project=project).order_by('-id')[:RUNS_LIMIT]
+    rows = []
+    for run in runs:
+        metrics = json.dumps(run.metrics, sort_keys=True) if run.metrics else ''
+        percent = int(100 * run.tasks_predicted / run.tasks_to_predict) if run.tasks_to_predict else None
+        rows.append(
+            {
+                'run': run,
+                'duration': duration(run, now),
+                'metrics': metrics,
+                'percent': percent,
+                'going': run.status not in TrainingRun.FINISHED,
+            }
+        )
+    return rows
+
+
+def page_context(request, project, policy, values=None, errors=None):
+    rows = run_rows(project)
+    going = policy.running or policy.pending or any(row['going'] for row in rows)
+    if values is None:
+        values = {
+            **{name: getattr(policy, name) for name in (*CHECKBOXES, *NUMBERS)},
+            'ml_backend': policy.ml_backend_id,
+        }
+    selected = str(values.get('ml_backend') or '')
+    backends = [
+        {'id': b.id, 'label': b.title or b.url, 'url': b.url, 'selected': str(b.id) == selected}
+        for b in MLBackend.objects.filter(project=project).order_by('id')
+    ]
+    return {
+        'project': project,
+        'policy': policy,
+        'values': values,
+        'errors': errors or {},
+        'backends': backends,
+        'rows': rows,
+        'going': going,
+        'refresh_seconds': REFRESH_SECONDS if going else None,
+        'notice': NOTICES.get(request.GET.get('done', '')),
+        'page_url': reverse('ls_ext_retraining:page', args=[project.id]),
+        'runs_limit': RUNS_LIMIT,
+    }
+
+
+def error_messages(errors):
+    """DRF's error dict as {field: 'message; message'} for the template."""
+    messages = {}
+    for field, items in errors.items():
+        items = items if isinstance(items, list) else [items]
+        messages[field] = '; '.join(str(item) for item in items)
+    return messages
+
+
+@login_required
+@require_http_methods(['GET', 'POST'])
+def retraining_page(request, pk):
+    project = project_for(request, pk)
+    policy = policy_of(project)
+    url = reverse('ls_ext_retraining:page', args=[project.id])
+
+    if request.method == 'POST':
+        action = request.POST.get('action', 'save')
+        if action == 'retrain':
+            policy = services.trigger_now(project.id, 'manual (page)')
+            return redirect(f'{url}?done={"queued" if policy.running else "requested"}')
+        data = form_data(request.POST)
+        serializer = PolicySerializer(policy, data=data, partial=True)
+        if serializer.is_valid():
+            serializer.save()
+            return redirect(f'{url}?done=saved')
+        policy.refresh_from_db()  # the state columns as they are; nothing of the form was saved
+        context = page_context(request, project, policy, values=data, errors=error_messages(serializer.errors))
+        return render(request, 'ls_ext_retraining/page.html', context, status=400)
+
+    return render(request, 'ls_ext_retraining/page.html', page_context(request, project, policy))

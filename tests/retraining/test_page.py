@@ -1,0 +1,223 @@
+"""The project's retraining page: policy form, "Retrain now", live state and run history."""
+
+from datetime import timedelta
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def page_url(project):
+    return f'/projects/{project.id}/retraining/'
+
+
+def valid_form(**overrides):
+    form = {
+        'action': 'save',
+        'enabled': 'on',
+        'threshold': '7',
+        'min_interval_seconds': '60',
+        'ml_backend': '',
+        'repredict': 'on',
+        'batch_size': '25',
+        'training_timeout_seconds': '900',
+    }
+    form.update(overrides)
+    return {k: v for k, v in form.items() if v is not None}
+
+
+def test_url_name():
+    from django.urls import reverse
+
+    assert reverse('ls_ext_retraining:page', args=[3]) == '/projects/3/retraining/'
+
+
+def test_get_renders_policy_state_and_runs_newest_first(client_owner, image_project):
+    from django.utils import timezone
+    from ml.models import MLBackend
+
+    from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
+
+    backend = MLBackend.objects.create(project=image_project, url='http://127.0.0.1:9/', title='fishnet')
+    RetrainingPolicy.objects.create(project=image_project, enabled=True, threshold=12, changes_since_run=4)
+    now = timezone.now()
+    TrainingRun.objects.create(
+        project=image_project,
+        trigger='threshold',
+        status='succeeded',
+        annotations_used=31,
+        version_before='fish.v1',
+        version_after='fish.v2',
+        tasks_to_predict=10,
+        tasks_predicted=10,
+        metrics={'loss': 0.25},
+        started_at=now - timedelta(seconds=95),
+        finished_at=now,
+    )
+    TrainingRun.objects.create(
+        project=image_project, trigger='manual (API)', status='failed', error='backend <b>exploded</b>'
+    )
+
+    response = client_owner.get(page_url(image_project))
+    assert response.status_code == 200
+    assert response['Content-Type'].startswith('text/html')
+    html = response.content.decode()
+    assert 'name="threshold" min="1" value="12"' in html
+    assert 'id="id_enabled" name="enabled" checked' in html
+    assert f'<option value="{backend.id}">fishnet (http://127.0.0.1:9/)</option>' in html
+    assert '4 / 12' in html
+    assert 'csrfmiddlewaretoken' in html
+    assert html.index('manual (API)') < html.index('threshold</td>')  # newest first
+    assert 'fish.v1' in html and 'fish.v2' in html and '10/10' in html and '1m 35s' in html
+    assert '{&quot;loss&quot;: 0.25}' in html
+    assert 'backend &lt;b&gt;exploded&lt;/b&gt;' in html  # escaped
+    assert 'http-equiv="refresh"' not in html  # nothing going: no reload
+    assert f'href="/projects/{image_project.id}/data"' in html
+    assert '<script' not in html  # our CSP is about inline code too: the page needs none
+
+
+def test_runs_are_capped_at_100(client_owner, image_project):
+    from ls_extensions.retraining.models import TrainingRun
+
+    TrainingRun.objects.bulk_create(
+        [TrainingRun(project=image_project, trigger=f't{i}', status='failed') for i in range(105)]
+    )
+    html = client_owner.get(page_url(image_project)).content.decode()
+    assert html.count('<tr id="run-') == 100
+
+
+def test_refreshes_itself_while_a_run_is_pending_or_going(client_owner, image_project):
+    from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
+
+    policy = RetrainingPolicy.objects.create(project=image_project, pending=True)
+    html = client_owner.get(page_url(image_project)).content.decode()
+    assert f'<meta http-equiv="refresh" content="5; url=/projects/{image_project.id}/retraining/">' in html
+
+    RetrainingPolicy.objects.filter(pk=policy.pk).update(pending=False, running=True)
+    TrainingRun.objects.create(
+        project=image_project, trigger='threshold', status='predicting', tasks_to_predict=8, tasks_predicted=3
+    )
+    html = client_owner.get(page_url(image_project)).content.decode()
+    assert 'http-equiv="refresh"' in html
+    assert '<progress max="8" value="3">37%</progress> 3/8' in html
+
+
+def test_post_valid_saves_the_policy(client_owner, image_project):
+    from ml.models import MLBackend
+
+    from ls_extensions.retraining.models import RetrainingPolicy
+
+    backend = MLBackend.objects.create(project=image_project, url='http://127.0.0.1:9/', title='m')
+    response = client_owner.post(page_url(image_project), valid_form(ml_backend=str(backend.id), repredict=None))
+    assert response.status_code == 302
+    assert response['Location'] == f'/projects/{image_project.id}/retraining/?done=saved'
+    policy = RetrainingPolicy.objects.get(project=image_project)
+    assert policy.enabled and not policy.repredict
+    assert (policy.threshold, policy.min_interval_seconds, policy.batch_size) == (7, 60, 25)
+    assert policy.training_timeout_seconds == 900 and policy.ml_backend_id == backend.id
+
+    html = client_owner.get(response['Location']).content.decode()
+    assert 'Policy saved.' in html
+    assert f'<option value="{backend.id}" selected>' in html
+
+    # unchecking "enabled" and clearing the backend are saved too
+    client_owner.post(page_url(image_project), valid_form(enabled=None, ml_backend=''))
+    policy.refresh_from_db()
+    assert not policy.enabled and policy.ml_backend_id is None
+
+
+@pytest.mark.parametrize(
+    'field, value, message',
+    [
+        ('threshold', '0', 'greater than or equal to 1'),
+        ('threshold', 'lots', 'valid integer'),
+        ('batch_size', '5000', 'less than or equal to 1000'),
+        ('min_interval_seconds', '-1', 'greater than or equal to 0'),
+    ],
+)
+def test_post_invalid_is_400_with_the_message_and_saves_nothing(client_owner, image_project, field, value, message):
+    from ls_extensions.retraining.models import RetrainingPolicy
+
+    RetrainingPolicy.objects.create(project=image_project, threshold=20)
+    response = client_owner.post(page_url(image_project), valid_form(**{field: value}))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'The policy was not saved' in html and message in html
+    assert f'name="{field}"' in html and f'value="{value}"' in html  # what was typed stays in the form
+    policy = RetrainingPolicy.objects.get(project=image_project)
+    assert (policy.enabled, policy.threshold, policy.batch_size, policy.min_interval_seconds) == (False, 20, 50, 0)
+
+
+def test_backend_of_another_project_is_400(client_owner, image_project, user):
+    from ml.models import MLBackend
+
+    from ls_extensions.retraining.models import RetrainingPolicy
+    from tests.conftest import make_project
+    from tests.label_configs import IMAGE_BOXES
+
+    other = make_project(user, IMAGE_BOXES, 'other')
+    backend = MLBackend.objects.create(project=other, url='http://127.0.0.1:9/', title='m')
+    response = client_owner.post(page_url(image_project), valid_form(ml_backend=str(backend.id)))
+    assert response.status_code == 400
+    assert 'belongs to another project' in response.content.decode()
+    response = client_owner.post(page_url(image_project), valid_form(ml_backend='999999'))
+    assert response.status_code == 400
+    assert not RetrainingPolicy.objects.filter(project=image_project, enabled=True).exists()
+
+
+def test_retrain_now_button(client_owner, image_project, enqueued, django_capture_on_commit_callbacks):
+    from ls_extensions.retraining.models import RetrainingPolicy
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_owner.post(page_url(image_project), {'action': 'retrain'})
+    assert response.status_code == 302
+    assert response['Location'].endswith('?done=requested')
+    assert RetrainingPolicy.objects.get(project=image_project).pending
+    assert enqueued == [('start_run', (image_project.id, 'manual (page)'), None)]
+    html = client_owner.get(response['Location']).content.decode()
+    assert 'Retraining requested' in html
+    assert '<dd id="pending"><span class="badge yes">yes</span></dd>' in html
+
+
+def test_retrain_now_while_running_says_a_run_follows(client_owner, image_project, enqueued):
+    from ls_extensions.retraining.models import RetrainingPolicy
+
+    RetrainingPolicy.objects.create(project=image_project, running=True)
+    response = client_owner.post(page_url(image_project), {'action': 'retrain'})
+    assert response['Location'].endswith('?done=queued')
+    assert 'one more run will follow it' in client_owner.get(response['Location']).content.decode()
+
+
+def test_anonymous_is_sent_to_login(client, image_project, enqueued):
+    from django.conf import settings
+
+    from ls_extensions.retraining.models import RetrainingPolicy
+
+    response = client.get(page_url(image_project))
+    assert response.status_code == 302
+    assert response['Location'].startswith(settings.LOGIN_URL + '?next=')
+    assert client.post(page_url(image_project), {'action': 'retrain'}).status_code == 302
+    assert client.post(page_url(image_project), valid_form()).status_code == 302
+    assert not RetrainingPolicy.objects.filter(project=image_project).exists()
+    assert enqueued == []
+
+
+def test_other_organizations_get_404(client_stranger, image_project, enqueued):
+    from ls_extensions.retraining.models import RetrainingPolicy
+
+    assert client_stranger.get(page_url(image_project)).status_code == 404
+    assert client_stranger.post(page_url(image_project), {'action': 'retrain'}).status_code == 404
+    assert client_stranger.post(page_url(image_project), valid_form()).status_code == 404
+    assert client_stranger.get('/projects/999999/retraining/').status_code == 404
+    assert not RetrainingPolicy.objects.filter(project=image_project).exists()
+    assert enqueued == []
+
+
+def test_data_manager_action_points_to_the_page(client_owner, image_project, enqueued):
+    response = client_owner.post(
+        f'/api/dm/actions?id=retrain_now&project={image_project.id}',
+        {'selectedItems': {'all': True, 'excluded': []}},
+        content_type='application/json',
+    )
+    assert response.status_code == 200, response.content
+    assert f'/projects/{image_project.id}/retraining/' in response.json()['detail']

@@ -1,0 +1,48 @@
+"""One base for the real processes the tests start (Label Studio, model server, Celery worker, ...):
+output to a log file, stop (terminate, then kill), SIGKILL on demand, the log's tail, a context manager."""
+
+import signal
+import subprocess
+from pathlib import Path
+
+
+class ManagedProcess:
+    """Subclasses set ``log_path`` and call ``spawn(args, env, cwd)`` from their ``start()``."""
+
+    process = None
+    log_path: Path
+
+    def spawn(self, args, env, cwd):
+        self._log = open(self.log_path, 'ab')
+        self.process = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT)
+        return self.process
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout=20):
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and not self._log.closed:
+            self._log.close()
+
+    def kill(self):
+        """SIGKILL: no shutdown handler runs, nothing is flushed, acknowledged or restored."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(20)
+
+    def log_tail(self, lines=60):
+        if not self.log_path.exists():
+            return ''
+        return '\n'.join(self.log_path.read_text(errors='replace').splitlines()[-lines:])
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
