@@ -12,3 +12,18 @@ def is_project_member(user, project):
         return False
     organization = project.organization
     return organization is not None and organization.has_user(user) and not organization.has_deleted(user)
+
+
+NOT_A_MEMBER = "Only members of the project's organization can run this action."
+
+
+def action_refusal(project, kwargs):
+    """A Data Manager action's 403 answer unless the requesting user is a member of the project's organization.
+
+    Label Studio's ``/api/dm/actions`` checks only ``Project.has_permission``, which in the open-source
+    edition lets members of another organization through; each of our actions calls this first.
+    """
+    request = kwargs.get('request')
+    if not is_project_member(getattr(request, 'user', None), project):
+        return {'response_code': 403, 'detail': NOT_A_MEMBER}
+    return None

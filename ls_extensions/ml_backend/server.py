@@ -391,6 +391,10 @@ class ModelServer:
         return self._respond(start_response, status, answer)
 
     def _authorized(self, header):
+        """Basic credentials equal to ``basic_auth``, compared as bytes in constant time.
+
+        Label Studio (``requests``) encodes them as latin-1, other clients as UTF-8: both are accepted.
+        """
         import base64
         import hmac
 
@@ -398,10 +402,15 @@ class ModelServer:
         if scheme.lower() != 'basic':
             return False
         try:
-            given = base64.b64decode(value.strip()).decode()
+            given = base64.b64decode(value.strip(), validate=True)
         except ValueError:
             return False
-        return hmac.compare_digest(given.encode(), self.basic_auth.encode())
+        expected = [self.basic_auth.encode()]
+        try:
+            expected.append(self.basic_auth.encode('latin-1'))
+        except UnicodeEncodeError:
+            pass
+        return any(hmac.compare_digest(given, candidate) for candidate in expected)
 
     @staticmethod
     def _respond(start_response, status, payload, reason=None):

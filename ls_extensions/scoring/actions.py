@@ -1,11 +1,16 @@
 """Data Manager actions, registered with Label Studio's ``register_action``."""
 
+from rest_framework.exceptions import PermissionDenied
+
+from ls_extensions.permissions import NOT_A_MEMBER, action_refusal, is_project_member
 from ls_extensions.scoring import measures, services, tasks
 
 INLINE_LIMIT = 1000  # a selection up to this many tasks is rescored in the request, more goes to a job
 
 
 def _measure_form(user, project):
+    if not is_project_member(user, project):
+        raise PermissionDenied(NOT_A_MEMBER)
     policy = services.get_policy(project.id)
     return [
         {
@@ -31,6 +36,9 @@ def _chosen_measure(request):
 
 def recompute_uncertainty(project, queryset, **kwargs):
     """Recompute the selected tasks' uncertainty; a new measure or a big selection runs in the background."""
+    refusal = action_refusal(project, kwargs)
+    if refusal:
+        return refusal
     measure = _chosen_measure(kwargs.get('request'))
     try:
         measure = measure and measures.check_measure(measure)
@@ -57,6 +65,9 @@ def recompute_uncertainty(project, queryset, **kwargs):
 
 def label_most_uncertain_first(project, queryset, **kwargs):
     """Turn the uncertainty stream on: "Label All Tasks" serves the most uncertain unlabeled task first."""
+    refusal = action_refusal(project, kwargs)
+    if refusal:
+        return refusal
     project.sampling = project.UNCERTAINTY
     project.save(update_fields=['sampling'])
     services.reconcile(project.id, 'uncertainty stream turned on')

@@ -2,18 +2,27 @@
 
 from core.permissions import ViewClassPermission, all_permissions
 from django.db.models import Count, Q, Sum
+from django.http import Http404
 from projects.models import Project
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ls_extensions.permissions import is_project_member
 from ls_extensions.scoring import measures, services, tasks
 from ls_extensions.scoring.models import KnownVersion, RecomputeJob, TaskUncertainty
 from ls_extensions.scoring.serializers import JobSerializer, PolicyUpdateSerializer
 
 
 def project_for(request, pk):
-    return generics.get_object_or_404(Project.objects.for_user(request.user), pk=pk)
+    """The project, for active members of its organization only (others get 404, like a missing project).
+
+    ``for_user`` alone goes by the user's active organization, which a removed member still has.
+    """
+    project = generics.get_object_or_404(Project.objects.for_user(request.user).select_related('organization'), pk=pk)
+    if not is_project_member(request.user, project):
+        raise Http404
+    return project
 
 
 def policy_report(project):
