@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test test-fast install system-deps lint format bench clean
+.PHONY: run run-prod test test-fast install system-deps lint format bench clean
 
 $(VENV)/.installed: pyproject.toml scripts/install-ml.sh
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(VENV)/.installed
 ## Start Label Studio with ls_extensions on http://localhost:$(PORT) (SQLite and media in $(DATA_DIR)).
 run: install
 	DATA_DIR=$(DATA_DIR) PORT=$(PORT) scripts/run.sh
+
+## The production layout on loopback: PostgreSQL, Redis, gunicorn (4 workers), 2 Celery workers + beat, ML backend.
+run-prod: install system-deps
+	DATA_DIR=$(DATA_DIR)/prod PORT=$(PORT) scripts/run_prod.sh
 
 ## Install what the tests need (Debian packages included) and run the whole suite.
 test: install system-deps

@@ -15,3 +15,8 @@ os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings.offline')
 app = Celery('ls_extensions')
 app.config_from_object('django.conf:settings', namespace='CELERY')
 app.autodiscover_tasks(['ls_extensions.retraining'], related_name='tasks')
+
+# LS_EXT_WORKER_HEALTH_PORT=8101: each worker answers GET /health (ls_extensions/health/worker.py)
+from ls_extensions.health import worker as _worker_health  # noqa: E402
+
+_worker_health.connect(app)

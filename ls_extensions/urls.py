@@ -9,5 +9,6 @@ urlpatterns = [
     path('', include('ls_extensions.video.urls')),
     path('', include('ls_extensions.scoring.urls')),
     path('', include('ls_extensions.retraining.urls')),
+    path('', include('ls_extensions.health.urls')),
     path('', include('core.urls')),
 ]

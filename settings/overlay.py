@@ -18,6 +18,7 @@ INSTALLED_APPS = [
     'ls_extensions.scoring',
     'ls_extensions.ml_backend',
     'ls_extensions.retraining',
+    'ls_extensions.deploy',  # manage.py migrate_once
 ]
 ROOT_URLCONF = 'ls_extensions.urls'
 
@@ -45,8 +46,17 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2  # an annotation submit never waits long on a dead broker
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULE = {'ls-ext-retraining-sweep': {'task': 'ls_ext_retraining.sweep', 'schedule': 60.0}}
-LS_EXT_RETRAINING_POLL_SECONDS = 5
+CELERY_BEAT_SCHEDULE = {
+    'ls-ext-retraining-sweep': {
+        'task': 'ls_ext_retraining.sweep',
+        'schedule': float(os.environ.get('LS_EXT_RETRAINING_SWEEP_SECONDS', '60')),
+    }
+}
+# retraining steps: poll interval, when a step counts as lost, back-off base and retries on connection errors
+LS_EXT_RETRAINING_POLL_SECONDS = float(os.environ.get('LS_EXT_RETRAINING_POLL_SECONDS', '5'))
+LS_EXT_RETRAINING_STALE_SECONDS = float(os.environ.get('LS_EXT_RETRAINING_STALE_SECONDS', '300'))
+LS_EXT_RETRAINING_RETRY_SECONDS = float(os.environ.get('LS_EXT_RETRAINING_RETRY_SECONDS', '5'))
+LS_EXT_RETRAINING_MAX_RETRIES = int(os.environ.get('LS_EXT_RETRAINING_MAX_RETRIES', '4'))
 
 # --- scoring ---
 # ls_extensions.scoring plugs into Label Studio's own Data Manager hooks; ours wrap the previous values, kept here.

@@ -1,0 +1,1 @@
+"""Health checks for every process of the layout: the web (views), the Celery workers (worker.py)."""
