@@ -126,6 +126,7 @@ else:
 CELERY_TASK_DEFAULT_QUEUE = 'celery'
 CELERY_TASK_ROUTES = {
     'ls_ext_retraining.start_run': {'queue': 'training'},
+    'ls_ext_retraining.predict_served_version': {'queue': 'training'},
     'ls_ext_retraining.begin_training': {'queue': 'training'},
     'ls_ext_retraining.poll_training': {'queue': 'training'},
     'ls_ext_retraining.sweep': {'queue': 'training'},

@@ -10,7 +10,8 @@ import os
 wsgi_app = 'ls_extensions.deploy.wsgi:application'
 bind = os.environ.get('LS_EXT_WEB_BIND', '127.0.0.1:8080')
 workers = int(os.environ.get('WEB_CONCURRENCY', '4'))
-threads = int(os.environ.get('LS_EXT_WEB_THREADS', '1'))
+# threads: a worker blocked on a slow call (an ML backend that fetches images back from us) does not block all
+threads = int(os.environ.get('LS_EXT_WEB_THREADS', '4'))
 timeout = int(os.environ.get('LS_EXT_WEB_TIMEOUT', '120'))  # Label Studio waits up to 100 s on ML predictions
 graceful_timeout = 20
 keepalive = 5

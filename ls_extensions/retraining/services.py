@@ -72,7 +72,8 @@ _publisher = None
 def enqueue_in_background(task_name, *args):
     """Publish from a thread: an annotation request never waits on the broker, even an unreachable one.
 
-    If the process dies before the publish, the trigger is still ``pending`` in the database and
+    If the process dies before the publish (or the broker is down), what was to be published is still
+    recorded in the database (a ``pending`` trigger, a project that still follows its backend live), and
     ``sweep`` publishes it.
     """
     global _publisher
@@ -211,6 +212,48 @@ def start_run(project_id, trigger='threshold'):
     return begin_training(run.id)
 
 
+def predict_served_version(project_id, trigger='predictions of the served version'):
+    """Pre-annotate every unlabeled task with the version the backend serves now, then switch the project to it.
+
+    Run when a policy is switched on while the project still follows the backend live (its
+    ``model_version`` is the backend's title): Label Studio would otherwise ask the backend for a
+    prediction inside each annotator's next-task request. A run like the others (claimed, recorded,
+    recovered), without the training step.
+    """
+    from tasks.models import Annotation
+
+    policy = (
+        RetrainingPolicy.objects.filter(project_id=project_id, enabled=True)
+        .select_related('ml_backend', 'project')
+        .first()
+    )
+    if policy is None or not follows_backend_live(policy.project):
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        if not RetrainingPolicy.objects.filter(pk=policy.pk, running=False).update(running=True):
+            return None  # a run is going: it switches the project to a stored version anyway
+        run = TrainingRun.objects.create(
+            project_id=project_id,
+            ml_backend=backend_for(policy),
+            trigger=trigger,
+            status=TrainingRun.QUEUED,
+            started_at=now,
+            heartbeat_at=now,
+            annotations_used=Annotation.objects.filter(project_id=project_id, was_cancelled=False).count(),
+            metrics={'predict_only': True},
+        )
+    return begin_training(run.id)
+
+
+def follows_backend_live(project):
+    """True when Label Studio would predict inside requests: the project's version is a backend's title (or unset)."""
+    from ml.models import MLBackend
+
+    titles = set(MLBackend.objects.filter(project_id=project.id).values_list('title', flat=True))
+    return bool(titles) and (not project.model_version or project.model_version in titles)
+
+
 def begin_training(run_id):
     """Ask the backend to train (Label Studio's own ``MLBackend.train``: START_TRAINING), then poll.
 
@@ -234,6 +277,8 @@ def begin_training(run_id):
         if backend.state != MLBackendState.CONNECTED:
             return fail(run, f'ML backend not ready: {backend.error_message or backend.state}')
         run.version_before = version or backend.model_version or ''
+        if run.metrics.get('predict_only'):
+            return begin_predicting(run, run.version_before)
         last_job_id = MLBackendTrainJob.objects.filter(ml_backend=backend).order_by('-id').values_list('id', flat=True)
         last_job_id = last_job_id.first() or 0
         backend.train()
@@ -254,6 +299,23 @@ def begin_training(run_id):
     )
     if moved:
         enqueue('poll_training', run.id, countdown=poll_seconds())
+    return run
+
+
+def begin_predicting(run, version):
+    """Straight to re-prediction with the served ``version`` (a predict-only run)."""
+    if not version:
+        return fail(run, 'the ML backend reports no model version')
+    run.version_after = version
+    moved = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.QUEUED).update(
+        status=TrainingRun.PREDICTING,
+        version_before=run.version_before,
+        version_after=version,
+        tasks_to_predict=tasks_to_predict(run).count(),
+        heartbeat_at=timezone.now(),
+    )
+    if moved:
+        enqueue('repredict_batch', run.id)
     return run
 
 
@@ -301,7 +363,6 @@ def training_state(backend, run):
 
 def poll_training(run_id):
     """One look at the backend's training; re-enqueued with a countdown until it ends or times out."""
-    from tasks.models import Task
 
     run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.TRAINING).select_related('ml_backend').first()
     if run is None:
@@ -344,7 +405,7 @@ def poll_training(run_id):
         metrics=run.metrics,
         version_after=version,
         error='',
-        tasks_to_predict=Task.objects.filter(project_id=run.project_id, is_labeled=False).count(),
+        tasks_to_predict=tasks_to_predict(run).count(),
         heartbeat_at=timezone.now(),
     )
     if moved:
@@ -455,7 +516,7 @@ def fail(run, error, transient=False):
         if not finished:
             return None
         policy = RetrainingPolicy.objects.get(project_id=run.project_id)
-        if transient and policy.failed_attempts < max_retries():
+        if transient and not run.metrics.get('predict_only') and policy.failed_attempts < max_retries():
             RetrainingPolicy.objects.filter(pk=policy.pk).update(
                 failed_attempts=F('failed_attempts') + 1,
                 pending=True,
@@ -521,4 +582,7 @@ def sweep(stale_after=None):
     for policy in RetrainingPolicy.objects.filter(pending=True, running=False):
         if seconds_until_due(policy, now) <= 0:
             published += enqueue('start_run', policy.project_id, 'sweep')
+    for policy in RetrainingPolicy.objects.filter(enabled=True, running=False).select_related('project'):
+        if follows_backend_live(policy.project):  # its first pre-annotation was never published
+            published += enqueue('predict_served_version', policy.project_id)
     return published

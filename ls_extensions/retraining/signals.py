@@ -1,5 +1,6 @@
 """Receivers on Label Studio's models: count annotation changes, keep LS's in-request training off."""
 
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 from projects.models import Project
@@ -30,3 +31,8 @@ def keep_builtin_training_off(sender, instance, **kwargs):
 def policy_saved(sender, instance, **kwargs):
     if instance.enabled:
         services.disable_builtin_training(instance.project_id)
+        project = Project.objects.filter(pk=instance.project_id).first()
+        if project is not None and services.follows_backend_live(project):
+            # stored predictions of the served version instead of Label Studio's in-request predictions
+            project_id = instance.project_id
+            transaction.on_commit(lambda: services.enqueue_in_background('predict_served_version', project_id))

@@ -12,6 +12,11 @@ def start_run(project_id, trigger='threshold'):
     return run and run.id
 
 
+@app.task(name='ls_ext_retraining.predict_served_version', acks_late=True, ignore_result=True)
+def predict_served_version(project_id):
+    services.predict_served_version(project_id)
+
+
 @app.task(name='ls_ext_retraining.begin_training', acks_late=True, ignore_result=True)
 def begin_training(run_id):
     services.begin_training(run_id)

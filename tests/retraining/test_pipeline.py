@@ -150,10 +150,13 @@ def test_triggers_during_training_make_exactly_one_follow_up(
     assert project.model_version == 'stub.v2'
 
 
-def _until_training(enqueued, capture):
-    """Run start_run (which begins the training); leave the first poll in ``enqueued``."""
+def _until_training(enqueued, capture, tasks=None, user=None):
+    """Annotate two ``tasks`` (if given) and run start_run (which begins the training); leave the first poll
+    in ``enqueued``."""
     from ls_extensions.retraining import services
 
+    for task in (tasks or [])[:2]:
+        _annotate(task, user, capture)
     name, args, _ = enqueued.pop(0)
     assert name == 'start_run'
     with capture(execute=True):
@@ -173,9 +176,7 @@ def test_duplicate_deliveries_of_every_step_do_nothing_twice(
 
     project, tasks, backend, policy = setup
     capture = django_capture_on_commit_callbacks
-    for task in tasks[:2]:
-        _annotate(task, user, capture)
-    run = _until_training(enqueued, capture)
+    run = _until_training(enqueued, capture, tasks, user)
     assert services.begin_training(run.id) is None  # already training: the duplicate asks nothing
     assert stub_backend.train_calls == 1
     enqueued.clear()
@@ -202,9 +203,7 @@ def test_sweep_publishes_again_a_step_lost_with_its_worker(
 
     project, tasks, backend, policy = setup
     capture = django_capture_on_commit_callbacks
-    for task in tasks[:2]:
-        _annotate(task, user, capture)
-    run = _until_training(enqueued, capture)
+    run = _until_training(enqueued, capture, tasks, user)
     enqueued.clear()  # the worker holding the poll was killed: the message is gone
     assert services.sweep() == 0  # a fresh heartbeat is left alone
     assert services.sweep(stale_after=0) == 1
@@ -224,9 +223,7 @@ def test_unreachable_backend_during_training_is_polled_with_back_off(
     settings.LS_EXT_RETRAINING_RETRY_SECONDS = 7
     project, tasks, backend, policy = setup
     capture = django_capture_on_commit_callbacks
-    for task in tasks[:2]:
-        _annotate(task, user, capture)
-    run = _until_training(enqueued, capture)
+    run = _until_training(enqueued, capture, tasks, user)
     enqueued.clear()
     url = backend.url
     backend.url = 'http://127.0.0.1:9'  # the backend is down for a while
@@ -252,9 +249,7 @@ def test_a_backend_restart_that_loses_the_job_fails_the_run_and_retries_the_trig
 
     project, tasks, backend, policy = setup
     capture = django_capture_on_commit_callbacks
-    for task in tasks[:2]:
-        _annotate(task, user, capture)
-    _until_training(enqueued, capture)
+    _until_training(enqueued, capture, tasks, user)
     stub_backend.jobs.clear()  # restarted: it knows no job any more
     drain(enqueued, capture, stop_at_delayed_start=True)
     first = TrainingRun.objects.get()
@@ -303,3 +298,33 @@ def test_minimum_interval_holds_the_trigger_until_due(
     assert services.sweep() == 1
     drain(enqueued, capture)
     assert TrainingRun.objects.count() == 2 and TrainingRun.objects.first().trigger == 'sweep'
+
+
+def test_switching_on_a_project_that_follows_the_backend_live_pre_annotates_with_the_served_version(
+    image_project, image_tasks, user, stub_backend, enqueued, django_capture_on_commit_callbacks
+):
+    """Label Studio would predict inside each next-task request while ``model_version`` is the backend's title."""
+    from ml.models import MLBackend
+    from tasks.models import Prediction
+
+    from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
+
+    MLBackend.objects.create(project=image_project, url=stub_backend.url, title='stub', auto_update=True)
+    image_project.model_version = 'stub'  # what connecting a backend in the UI leaves
+    image_project.save(update_fields=['model_version'])
+    capture = django_capture_on_commit_callbacks
+    _annotate(image_tasks[0], user, capture)
+    with capture(execute=True):
+        RetrainingPolicy.objects.create(project=image_project, enabled=True, threshold=50)
+    assert enqueued == [('predict_served_version', (image_project.id,), None)]
+    drain(enqueued, capture)
+    (run,) = TrainingRun.objects.all()
+    assert run.status == 'succeeded' and run.metrics['predict_only'] and stub_backend.train_calls == 0
+    assert (run.version_before, run.version_after) == ('stub.v0', 'stub.v0')
+    assert run.tasks_to_predict == run.tasks_predicted == 4  # the unlabeled ones
+    assert Prediction.objects.filter(project=image_project, model_version='stub.v0').count() == 4
+    image_project.refresh_from_db()
+    assert image_project.model_version == 'stub.v0'  # stored predictions from now on, no live calls
+    with capture(execute=True):  # saved again: nothing to do any more
+        RetrainingPolicy.objects.get(project=image_project).save()
+    assert enqueued == []

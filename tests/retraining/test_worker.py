@@ -60,7 +60,7 @@ def worker_for(ls, env=None):
 class Project:
     """A project of synthetic fish images with the model server connected and an enabled policy."""
 
-    def __init__(self, ls, model, threshold, images=10, seed=5):
+    def __init__(self, ls, model, threshold, images=10, seed=5, pre_annotated=True):
         self.api = TokenApi(ls.url, TOKEN, expect=(200, 201, 202))
         self.images = synthetic.dataset(images, seed=seed, size=96)
         self.threshold = threshold
@@ -82,6 +82,13 @@ class Project:
         )
         assert policy['enabled'] and policy['threshold'] == threshold
         self.project_version = api('GET', f'/api/projects/{self.id}')['model_version']
+        assert self.project_version == 'torch'  # Label Studio follows the backend live (its title) ...
+        if pre_annotated:  # ... until switching the policy on pre-annotated every task with the served version
+            (first,) = self.wait_runs(lambda runs: runs and runs[0]['status'] in FINISHED)
+            assert first['status'] == 'succeeded' and first['metrics']['predict_only'], first
+            assert first['version_after'] == self.v0 and first['tasks_predicted'] == images
+            self.project_version = self.v0
+            self.assert_all_unlabeled_predicted_by(self.v0)
 
     def annotate(self, count):
         """Submit ``count`` annotations through the API; returns each request's seconds."""
@@ -93,16 +100,17 @@ class Project:
             timings.append(time.perf_counter() - started)
         return timings
 
-    def runs(self):
-        return self.api('GET', f'/api/projects/{self.id}/retraining/runs/')
+    def runs(self, trained=False):
+        runs = self.api('GET', f'/api/projects/{self.id}/retraining/runs/')
+        return [r for r in runs if not r['metrics'].get('predict_only')] if trained else runs
 
     def policy(self):
         return self.api('GET', f'/api/projects/{self.id}/retraining/')
 
-    def wait_runs(self, done, timeout=300, logs=lambda: ''):
+    def wait_runs(self, done, timeout=300, logs=lambda: '', trained=False):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            runs = self.runs()
+            runs = self.runs(trained)
             if done(runs):
                 return runs
             time.sleep(1)
@@ -129,7 +137,7 @@ def test_annotations_through_the_api_retrain_repredict_and_rerank_in_the_worker(
         timings = project.annotate(threshold)
         assert max(timings) < 5, timings  # the training never runs inside the request
         logs = lambda: worker.log_tail() + model.log_tail()  # noqa: E731
-        runs = project.wait_runs(lambda runs: runs and runs[0]['status'] in FINISHED, logs=logs)
+        runs = project.wait_runs(lambda runs: runs and runs[0]['status'] in FINISHED, logs=logs, trained=True)
         ended_at = time.time()
         (run,) = runs
         assert run['status'] == 'succeeded', (run, logs())
@@ -166,15 +174,17 @@ def test_annotations_through_the_api_retrain_repredict_and_rerank_in_the_worker(
 def test_a_worker_killed_mid_training_is_recovered_without_a_second_version(ls, tmp_path):
     threshold = 4
     with model_server(tmp_path / 'ms', epochs=60) as model:
-        project = Project(ls, model, threshold, seed=6)
         with worker_for(ls) as first:
+            project = Project(ls, model, threshold, seed=6)
             project.annotate(threshold)
-            project.wait_runs(lambda runs: runs and runs[0]['status'] == 'training', logs=first.log_tail)
+            training = lambda runs: runs and runs[0]['status'] == 'training'  # noqa: E731
+            project.wait_runs(training, logs=first.log_tail, trained=True)
             first.kill()  # SIGKILL while the backend trains: the held poll message dies with it
         assert first.process.returncode == -signal.SIGKILL
         with worker_for(ls) as second:
             logs = lambda: second.log_tail() + model.log_tail()  # noqa: E731
-            (run,) = project.wait_runs(lambda runs: runs and runs[0]['status'] in FINISHED, logs=logs)
+            finished = lambda runs: runs and runs[0]['status'] in FINISHED  # noqa: E731
+            (run,) = project.wait_runs(finished, logs=logs, trained=True)
         assert run['status'] == 'succeeded', (run, logs())
         assert run['recovered'] >= 1  # the sweep published the lost step again
         assert len(training_jobs(model)) == 1  # one training, one new version
@@ -186,13 +196,15 @@ def test_a_worker_killed_mid_training_is_recovered_without_a_second_version(ls, 
 
 def test_an_unreachable_backend_fails_the_run_and_keeps_the_version(ls, tmp_path):
     threshold = 3
-    with model_server(tmp_path / 'ms') as model:
+    with model_server(tmp_path / 'ms') as model, worker_for(ls):
         project = Project(ls, model, threshold, seed=7)
     # the model server is stopped now: connection refused on every call
     with worker_for(ls) as worker:
         project.annotate(threshold)
         runs = project.wait_runs(
-            lambda runs: len(runs) >= 2 and all(r['status'] in FINISHED for r in runs), logs=worker.log_tail
+            lambda runs: len(runs) >= 2 and all(r['status'] in FINISHED for r in runs),
+            logs=worker.log_tail,
+            trained=True,
         )
     assert [r['status'] for r in runs] == ['failed', 'failed']  # the run and its one retry (MAX_RETRIES=1)
     assert all('unreachable' in r['error'] for r in runs), runs
@@ -244,7 +256,7 @@ def test_a_broker_down_during_submissions_loses_no_trigger(tmp_path, template_db
         LabelStudioServer(tmp_path / 'ls', template_db, env={**ENV, **FAST, **broker}) as ls,
         model_server(tmp_path / 'ms') as model,
     ):
-        project = Project(ls, model, threshold, seed=8)
+        project = Project(ls, model, threshold, seed=8, pre_annotated=False)  # no broker: nothing ran yet
         timings = project.annotate(threshold + 1)
         assert max(timings) < 2, timings  # the publish runs beside the request, never inside it
         stored = project.api('GET', f'/api/tasks?project={project.id}&page_size=100')['tasks']
@@ -257,7 +269,8 @@ def test_a_broker_down_during_submissions_loses_no_trigger(tmp_path, template_db
         assert 'could not enqueue start_run' in ls.log_tail(400), ls.log_tail()
         with redis, worker_for(ls, broker) as worker:
             logs = lambda: worker.log_tail() + model.log_tail()  # noqa: E731
-            (run,) = project.wait_runs(lambda runs: runs and runs[0]['status'] in FINISHED, logs=logs)
+            finished = lambda runs: runs and runs[0]['status'] in FINISHED  # noqa: E731
+            (run,) = project.wait_runs(finished, logs=logs, trained=True)
     assert run['status'] == 'succeeded', run
     assert run['annotations_used'] == threshold + 1 and run['changes'] == threshold + 1
     assert run['trigger'] == 'sweep'  # the failed publish was not retried by kombu: the sweep recovered it

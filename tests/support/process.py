@@ -1,6 +1,11 @@
 """One base for the real processes the tests start (Label Studio, model server, Celery worker, ...):
-output to a log file, stop (terminate, then kill), SIGKILL on demand, the log's tail, a context manager."""
+output to a log file, stop (terminate, then kill), SIGKILL on demand, the log's tail, a context manager.
 
+Each process leads its own process group, and signals go to the group: ``celery worker -B`` runs beat
+as a child that would outlive a SIGKILL of the worker alone.
+"""
+
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -14,26 +19,36 @@ class ManagedProcess:
 
     def spawn(self, args, env, cwd):
         self._log = open(self.log_path, 'ab')
-        self.process = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         return self.process
+
+    def signal_group(self, sig):
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
 
     def alive(self):
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout=20):
         if self.alive():
-            self.process.terminate()
+            self.signal_group(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self.signal_group(signal.SIGKILL)
                 self.process.wait()
+        if self.process is not None:
+            self.signal_group(signal.SIGKILL)  # whatever is left of the group
         if self.process is not None and not self._log.closed:
             self._log.close()
 
     def kill(self):
         """SIGKILL: no shutdown handler runs, nothing is flushed, acknowledged or restored."""
-        self.process.send_signal(signal.SIGKILL)
+        self.signal_group(signal.SIGKILL)
         self.process.wait(20)
 
     def log_tail(self, lines=60):
