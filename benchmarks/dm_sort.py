@@ -78,15 +78,12 @@ LABEL_CONFIG = """<View>
 
 
 def owner():
-    from organizations.models import Organization
+    """The benchmark's user (kept in the benchmark database between runs), made like the tests make theirs."""
     from users.models import User
 
-    user = User.objects.filter(email='bench@example.org').first()
-    if user is None:
-        user = User.objects.create_user(email='bench@example.org', password='bench-pass-123', username='bench')
-        user.active_organization = Organization.create_organization(created_by=user, title='bench')
-        user.save(update_fields=['active_organization'])
-    return user
+    from tests.conftest import make_user
+
+    return User.objects.filter(email='bench@example.org').first() or make_user('bench@example.org')
 
 
 def box(rng, score):

@@ -137,7 +137,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     'socket_connect_timeout': 2,
     'socket_timeout': 5,
 }
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True  # acks_late tasks are redelivered instead
+# not True: the threads pool cannot kill a job, and the worker would exit on the first Redis outage; a step
+# cut off by the outage is published again by the retraining sweep (idempotent steps)
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a worker waits for Redis to come back, however long
 
 bootstrap.refresh_django_settings()

@@ -25,6 +25,7 @@ class RetrainingPolicy(models.Model):
     changes_since_run = models.IntegerField(default=0)
     pending = models.BooleanField(default=False, db_index=True)
     pending_since = models.DateTimeField(null=True, blank=True)
+    pending_reason = models.CharField(max_length=200, blank=True, default='', help_text="the pending trigger's cause")
     running = models.BooleanField(default=False)
     last_run_at = models.DateTimeField(null=True, blank=True)
     failed_attempts = models.PositiveIntegerField(

@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
@@ -105,7 +105,7 @@ def count_change(project_id):
             return False
         crossed = RetrainingPolicy.objects.filter(
             project_id=project_id, enabled=True, pending=False, changes_since_run__gte=F('threshold')
-        ).update(pending=True, pending_since=timezone.now())
+        ).update(pending=True, pending_since=timezone.now(), pending_reason='threshold')
         if crossed:
             transaction.on_commit(lambda: enqueue_in_background('start_run', project_id, 'threshold'))
     return bool(crossed)
@@ -115,7 +115,9 @@ def trigger_now(project_id, trigger='manual'):
     """ "Retrain now": a pending trigger (at most one follow-up if a run is going), published after commit."""
     with transaction.atomic():
         policy, _ = RetrainingPolicy.objects.get_or_create(project_id=project_id)
-        RetrainingPolicy.objects.filter(pk=policy.pk, pending=False).update(pending=True, pending_since=timezone.now())
+        RetrainingPolicy.objects.filter(pk=policy.pk, pending=False).update(
+            pending=True, pending_since=timezone.now(), pending_reason=trigger
+        )
         enqueue_on_commit('start_run', project_id, trigger)
     return RetrainingPolicy.objects.get(pk=policy.pk)
 
@@ -194,6 +196,7 @@ def start_run(project_id, trigger='threshold'):
             running=True,
             pending=False,
             pending_since=None,
+            pending_reason='',
             changes_since_run=F('changes_since_run') - changes,
             last_run_at=now,
         )
@@ -202,7 +205,7 @@ def start_run(project_id, trigger='threshold'):
         run = TrainingRun.objects.create(
             project_id=project_id,
             ml_backend=backend_for(policy),
-            trigger=trigger,
+            trigger=policy.pending_reason or trigger,  # why it became pending, not which message claimed it
             changes=changes,
             status=TrainingRun.QUEUED,
             started_at=now,
@@ -521,6 +524,7 @@ def fail(run, error, transient=False):
                 failed_attempts=F('failed_attempts') + 1,
                 pending=True,
                 pending_since=Coalesce(F('pending_since'), Value(timezone.now())),
+                pending_reason=Coalesce(NullIf(F('pending_reason'), Value('')), Value('retry after a failed run')),
             )
         release(run.project_id)
     run.refresh_from_db()

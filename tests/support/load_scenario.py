@@ -21,6 +21,7 @@ run has succeeded after that moment.
 import random
 import signal
 import statistics
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -99,12 +100,15 @@ class Figures:
     faults: list = field(default_factory=list)
     errors: list = field(default_factory=list)
 
-    @property
-    def runs_by_status(self):
+    def runs_by(self, key):
         counts = {}
         for run in self.runs:
-            counts[run['status']] = counts.get(run['status'], 0) + 1
+            counts[run[key]] = counts.get(run[key], 0) + 1
         return counts
+
+    @property
+    def runs_by_status(self):
+        return self.runs_by('status')
 
     def table(self):
         p = statistics.quantiles(self.latencies_ms, n=100) if len(self.latencies_ms) > 1 else [0] * 99
@@ -122,6 +126,7 @@ class Figures:
                 f'training runs (threshold {self.threshold})',
                 ', '.join(f'{k} {v}' for k, v in self.runs_by_status.items()),
             ),
+            ('training runs by cause', ', '.join(f'{k} {v}' for k, v in self.runs_by('trigger').items())),
             ('runs overlapping in time', self.overlapping_runs),
             ('final model version', self.final_version),
             (
@@ -136,6 +141,10 @@ class Figures:
             rows.append((label, f'converged {_seconds(fault.converged)} after recovery {fault.note}'.rstrip()))
         width = max(len(r[0]) for r in rows)
         return '\n'.join(f'{name:<{width}}  {value}' for name, value in rows)
+
+
+def log(message):
+    print(f'[{time.strftime("%H:%M:%S")}] {message}', file=sys.stderr, flush=True)
 
 
 def _seconds(value):
@@ -278,6 +287,7 @@ class Scenario:
             json={'enabled': True, 'threshold': self.threshold, 'batch_size': 50, 'ml_backend': backend['id']},
         )
         # switching the policy on pre-annotates every task with the served version (no in-request predictions)
+        log(f'project {self.project_id}: {count} tasks, waiting for the pre-annotation run')
         initial = self.wait_for_run(('succeeded', 'failed'), timeout=900)
         assert initial and initial['status'] == 'succeeded' and initial['metrics'].get('predict_only'), initial
         self.initial_run = initial
@@ -315,8 +325,14 @@ class Scenario:
             time.sleep(1)
         return None
 
+    def probe(self, load_running):
+        """After the load, no annotation triggers a run any more: ask for one ("Retrain now") to see one finish."""
+        if not load_running():
+            self.api('POST', f'/api/projects/{self.project_id}/retraining/train/')
+
     def inject(self, name, load_started, load_running):
         layout, fault = self.layout, Fault(name)
+        log(f'fault {name}: injecting at {time.monotonic() - load_started:.0f} s')
         window = [time.monotonic(), None]
         self.fault_windows.append(window)
         fault.started = time.monotonic() - load_started
@@ -327,6 +343,7 @@ class Scenario:
             layout.start_process('redis')
             layout.wait_healthy(['redis'], timeout=60)
         elif name in ('worker', 'ml'):
+            self.probe(load_running)
             run = self.wait_for_run(('training',))
             fault.note = f'(run {run["id"]} was training)' if run else '(no run was training)'
             fault.started = time.monotonic() - load_started
@@ -343,7 +360,10 @@ class Scenario:
             layout.restart('postgres', timeout=60)
         window[1] = time.monotonic()
         fault.recovered = time.monotonic() - load_started
-        fault.converged = self.converge(time.time())
+        recovered_wall = time.time()
+        self.probe(load_running)
+        fault.converged = self.converge(recovered_wall)
+        log(f'fault {name}: recovered at {fault.recovered:.0f} s, converged {_seconds(fault.converged)} later')
         self.figures.faults.append(fault)
 
     # -- the whole thing ----------------------------------------------------------------------------
@@ -366,6 +386,7 @@ class Scenario:
                 self.inject(name, load_started, load_running)
             for annotator in annotators:
                 annotator.join(1800)
+            log(f'load done in {time.monotonic() - load_started:.0f} s')
             self.figures.load_seconds = max(time.monotonic() - load_started, 0)
             self.figures.final_convergence = self.settle()
             self.collect(annotators)

@@ -217,7 +217,12 @@ class ProdLayout:
             except (OSError, ValueError) as exc:
                 return None, str(exc)
         if kind == 'pg':
-            ok = subprocess.run(['pg_isready', '-q', '-h', '127.0.0.1', '-p', str(target)], timeout=10).returncode == 0
+            ok = (
+                subprocess.run(
+                    ['pg_isready', '-q', '-U', 'postgres', '-h', '127.0.0.1', '-p', str(target)], timeout=10
+                ).returncode
+                == 0
+            )
             return (200 if ok else 503), None
         if kind == 'redis':
             try:
