@@ -395,8 +395,8 @@ def poll_training(run_id):
     run.metrics = {**run.metrics, **metrics, 'training_seconds': seconds_since(run.started_at)}
     if state == 'lost':
         return fail(run, message, transient=True)
-    if state == 'failed':
-        return fail(run, f'training failed on the backend: {message}')
+    if state == 'failed':  # often an outage behind the backend (it reads annotations from us): retried
+        return fail(run, f'training failed on the backend: {message}', transient=True)
     if not version or version == run.version_before:
         return fail(run, f'training ended without a new model version ({message or "no change"})')
     run.version_after = version
@@ -499,8 +499,8 @@ def complete(run, from_status):
 def fail(run, error, transient=False):
     """Record the failure; the project's model version stays as it was.
 
-    A transient failure (backend unreachable, restarted and lost the job) sets the trigger pending
-    again, so the project converges once the backend is back; ``max_retries()`` such runs in a row,
+    A transient failure (backend unreachable, restarted and lost the job, training failed on the
+    backend) sets the trigger pending again, so the project converges once the backend is back; ``max_retries()`` such runs in a row,
     with growing back-off, then it waits for the next trigger.
     """
     logger.warning('training run %s of project %s failed: %s', run.id, run.project_id, error)

@@ -70,7 +70,7 @@ def test_failed_training_is_recorded_and_the_version_stays(
     stub_backend.fail_training = True
     for task in tasks[:2]:
         _annotate(task, user, django_capture_on_commit_callbacks)
-    drain(enqueued, django_capture_on_commit_callbacks)
+    drain(enqueued, django_capture_on_commit_callbacks, stop_at_delayed_start=True)
     (run,) = TrainingRun.objects.all()
     assert run.status == 'failed' and 'stub failure' in run.error and run.finished_at
     project.refresh_from_db()
@@ -78,6 +78,9 @@ def test_failed_training_is_recorded_and_the_version_stays(
     assert not Prediction.objects.filter(project=project).exists()
     policy.refresh_from_db()
     assert not policy.running
+    # retried after a back-off (the failure may be an outage behind the backend), as a run of its own
+    assert policy.pending and policy.failed_attempts == 1 and policy.pending_reason == 'retry after a failed run'
+    assert [c[0] for c in enqueued] == ['start_run'] and enqueued[0][2] > 0
 
 
 def test_unreachable_backend_is_retried_with_back_off_then_the_run_fails_and_the_trigger_waits(
