@@ -37,6 +37,13 @@ class PolicySerializer(serializers.ModelSerializer):
         ]
         extra_kwargs = {'threshold': {'min_value': 1}, 'batch_size': {'min_value': 1, 'max_value': 1000}}
 
+    def update(self, instance, validated_data):
+        """Write the edited fields only: the counter and trigger state change under our feet (F() updates)."""
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        instance.save(update_fields=[*validated_data, 'updated_at'])
+        return instance
+
     def validate_ml_backend(self, backend):
         if backend is not None and backend.project_id != self.instance.project_id:
             raise serializers.ValidationError('this ML backend belongs to another project')

@@ -9,7 +9,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
@@ -92,11 +92,22 @@ def enqueue_in_background(task_name, *args):
 def count_change(project_id):
     """One annotation saved or deleted: bump the counter; crossing the threshold triggers once.
 
-    Both updates run in the caller's transaction (the annotation's), so the count is exact under
-    concurrent writers; the trigger is published only after that transaction commits.
+    Both updates run in one transaction (inside the caller's when there is one: Label Studio's own
+    annotation create is not atomic, so there the annotation row is committed just before), with F()
+    increments, so the count is exact under concurrent writers; the trigger is published only after
+    commit. A database error here is logged, never raised: the annotation is stored, and failing its
+    request would make the annotator submit it twice.
     """
     if project_id is None:
         return False
+    try:
+        return _count_change(project_id)
+    except DatabaseError:
+        logger.exception('annotation change of project %s not counted', project_id)
+        return False
+
+
+def _count_change(project_id):
     with transaction.atomic():
         counted = RetrainingPolicy.objects.filter(project_id=project_id, enabled=True).update(
             changes_since_run=F('changes_since_run') + 1
@@ -105,7 +116,7 @@ def count_change(project_id):
             return False
         crossed = RetrainingPolicy.objects.filter(
             project_id=project_id, enabled=True, pending=False, changes_since_run__gte=F('threshold')
-        ).update(pending=True, pending_since=timezone.now(), pending_reason='threshold')
+        ).update(pending=True, pending_since=timezone.now(), pending_reason='threshold', failed_attempts=0)
         if crossed:
             transaction.on_commit(lambda: enqueue_in_background('start_run', project_id, 'threshold'))
     return bool(crossed)
@@ -116,7 +127,7 @@ def trigger_now(project_id, trigger='manual'):
     with transaction.atomic():
         policy, _ = RetrainingPolicy.objects.get_or_create(project_id=project_id)
         RetrainingPolicy.objects.filter(pk=policy.pk, pending=False).update(
-            pending=True, pending_since=timezone.now(), pending_reason=trigger
+            pending=True, pending_since=timezone.now(), pending_reason=trigger, failed_attempts=0
         )
         enqueue_on_commit('start_run', project_id, trigger)
     return RetrainingPolicy.objects.get(pk=policy.pk)
@@ -160,13 +171,22 @@ def seconds_until_due(policy, now=None):
     return max((policy.last_run_at + timedelta(seconds=gap) - now).total_seconds(), 0.0)
 
 
+BACKEND_CALL_SECONDS = 150  # Label Studio's own timeouts for /setup, /train and /predict are up to 100 s
+POLL_CALL_SECONDS = 30  # a poll's calls (/training, /versions) time out after 10 s each
+
+
 def seconds_since(moment):
     return round((timezone.now() - moment).total_seconds(), 2) if moment else None
 
 
-def beat(run_id, **fields):
-    """Stamp the run's heartbeat (and any fields) in one UPDATE."""
-    return TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), **fields)
+def beat(run_id, ahead=0.0, **fields):
+    """Stamp the run's heartbeat (and any fields) in one UPDATE.
+
+    ``ahead``: the step is expected to be quiet that long (a countdown, a slow backend call): the stamp
+    is moved into the future so that ``sweep`` does not take it for lost meanwhile.
+    """
+    stamp = timezone.now() + timedelta(seconds=ahead)
+    return TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=stamp, **fields)
 
 
 def start_run(project_id, trigger='threshold'):
@@ -179,7 +199,7 @@ def start_run(project_id, trigger='threshold'):
     from tasks.models import Annotation
 
     policy = RetrainingPolicy.objects.filter(project_id=project_id).select_related('ml_backend').first()
-    if policy is None or not policy.pending or policy.running:
+    if policy is None or not policy.pending or policy.running or not policy.enabled:
         return None
     now = timezone.now()
     wait = seconds_until_due(policy, now)
@@ -202,6 +222,10 @@ def start_run(project_id, trigger='threshold'):
         )
         if not claimed:
             return None
+        # submits counted between the read and the claim may have crossed the threshold again: keep that trigger
+        RetrainingPolicy.objects.filter(pk=policy.pk, pending=False, changes_since_run__gte=F('threshold')).update(
+            pending=True, pending_since=now, pending_reason='threshold'
+        )
         run = TrainingRun.objects.create(
             project_id=project_id,
             ml_backend=backend_for(policy),
@@ -234,7 +258,7 @@ def predict_served_version(project_id, trigger='predictions of the served versio
         return None
     now = timezone.now()
     with transaction.atomic():
-        if not RetrainingPolicy.objects.filter(pk=policy.pk, running=False).update(running=True):
+        if not RetrainingPolicy.objects.filter(pk=policy.pk, running=False).update(running=True, last_run_at=now):
             return None  # a run is going: it switches the project to a stored version anyway
         run = TrainingRun.objects.create(
             project_id=project_id,
@@ -269,7 +293,7 @@ def begin_training(run_id):
     run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.QUEUED).select_related('ml_backend').first()
     if run is None:
         return None
-    beat(run.id)
+    beat(run.id, ahead=BACKEND_CALL_SECONDS)  # /setup and /train may take long: not "lost" meanwhile
     backend = run.ml_backend
     if backend is None:
         return fail(run, 'no ML backend is connected to the project')
@@ -298,7 +322,7 @@ def begin_training(run_id):
         status=TrainingRun.TRAINING,
         version_before=run.version_before,
         job_id=run.job_id,
-        heartbeat_at=timezone.now(),
+        heartbeat_at=timezone.now() + timedelta(seconds=poll_seconds()),
     )
     if moved:
         enqueue('poll_training', run.id, countdown=poll_seconds())
@@ -328,9 +352,10 @@ def retry(run, step, reason):
     run.refresh_from_db(fields=['retries'])
     if run.retries > max_retries():
         return fail(run, f'{reason} (gave up after {run.retries - 1} retries)', transient=True)
-    logger.warning('training run %s: %s; retry %s in %.0f s', run.id, reason, run.retries, retry_seconds(run.retries))
-    TrainingRun.objects.filter(pk=run.pk).update(error=f'retrying: {reason}')
-    enqueue(step, run.id, countdown=retry_seconds(run.retries))
+    wait = retry_seconds(run.retries)
+    logger.warning('training run %s: %s; retry %s in %.0f s', run.id, reason, run.retries, wait)
+    beat(run.pk, ahead=wait, error=f'retrying: {reason}')
+    enqueue(step, run.id, countdown=wait)
     return run
 
 
@@ -370,7 +395,7 @@ def poll_training(run_id):
     run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.TRAINING).select_related('ml_backend').first()
     if run is None:
         return None
-    beat(run.id)
+    beat(run.id, ahead=POLL_CALL_SECONDS)
     policy = RetrainingPolicy.objects.get(project_id=run.project_id)
     if run.ml_backend is None:
         return fail(run, 'the ML backend was removed during training')
@@ -382,14 +407,17 @@ def poll_training(run_id):
         if timezone.now() - run.started_at > timedelta(seconds=policy.training_timeout_seconds):
             reason = f'training did not finish in {policy.training_timeout_seconds} s {message}'.strip()
             return fail(run, reason, transient=state == 'unreachable')
-        fields = {'metrics': {**run.metrics, 'progress': metrics}} if metrics else {}
-        countdown = poll_seconds()
-        if state == 'unreachable':  # the backend may be restarting: back off, record it, keep the run
-            fields['retries'] = F('retries') + 1
+        countdown, fields = poll_seconds(), {}
+        streak = run.metrics.get('unreachable_polls', 0)
+        if state == 'unreachable':  # the backend may be restarting: back off (short of "lost"), keep the run
+            streak += 1
+            countdown = min(retry_seconds(streak), stale_seconds() / 2)
             fields['error'] = f'retrying: ML backend unreachable: {message}'
-            countdown = retry_seconds(run.retries + 1)
-        if fields:
-            TrainingRun.objects.filter(pk=run.pk).update(**fields)
+        elif streak:
+            streak, fields['error'] = 0, ''
+        progress = {'progress': metrics} if metrics else {}
+        fields['metrics'] = {**run.metrics, **progress, 'unreachable_polls': streak}
+        beat(run.pk, ahead=countdown, **fields)
         enqueue('poll_training', run.id, countdown=countdown)
         return run
     run.metrics = {**run.metrics, **metrics, 'training_seconds': seconds_since(run.started_at)}
@@ -438,7 +466,7 @@ def repredict_batch(run_id):
     run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.PREDICTING).select_related('ml_backend').first()
     if run is None:
         return None
-    beat(run.id)
+    beat(run.id, ahead=BACKEND_CALL_SECONDS)
     policy = RetrainingPolicy.objects.get(project_id=run.project_id)
     ids = list(tasks_to_predict(run).filter(id__gt=run.last_task_id).values_list('id', flat=True)[: policy.batch_size])
     if not ids:
@@ -455,6 +483,7 @@ def repredict_batch(run_id):
     backend = run.ml_backend
     if backend is None:
         return fail(run, 'the ML backend was removed during re-prediction')
+    step_started = timezone.now()
     try:
         backend.predict_tasks(Task.objects.filter(id__in=ids))
     except Exception as exc:  # noqa: BLE001
@@ -463,9 +492,12 @@ def repredict_batch(run_id):
     if backend.not_ready:  # predict_tasks checks the backend first and predicts nothing if it is down
         TrainingRun.objects.filter(pk=run.pk, last_task_id=ids[-1]).update(last_task_id=run.last_task_id)
         return retry(run, 'repredict_batch', f'ML backend unreachable during re-prediction: {backend.error_message}')
-    if backend.model_version and backend.model_version != run.version_after:
-        return fail(run, f'the backend now serves {backend.model_version}, not {run.version_after}', transient=True)
     done = Prediction.objects.filter(task_id__in=ids, model_version=run.version_after).values('task_id').distinct()
+    if not done.exists():  # what the backend predicted instead tells whether it serves another version now
+        other = Prediction.objects.filter(task_id__in=ids, created_at__gte=step_started)
+        other = other.exclude(model_version=run.version_after).values_list('model_version', flat=True).first()
+        if other:
+            return fail(run, f'the backend now serves {other}, not {run.version_after}', transient=True)
     TrainingRun.objects.filter(pk=run.pk).update(tasks_predicted=F('tasks_predicted') + done.count(), error='')
     enqueue('repredict_batch', run.id)
     return run
@@ -475,14 +507,14 @@ def complete(run, from_status):
     """The run succeeded: switch the project to the new version, release the project."""
     from projects.models import Project
 
-    with transaction.atomic():
-        run.refresh_from_db(fields=['tasks_predicted', 'tasks_to_predict', 'metrics', 'version_after'])
-        if run.tasks_to_predict and not run.tasks_predicted:
-            return fail(run, f'no task got a prediction of {run.version_after}')
-        missing = tasks_to_predict(run).count() if run.tasks_to_predict else 0
-        metrics = {**run.metrics, 'run_seconds': seconds_since(run.started_at)}
-        if missing:
-            metrics['tasks_without_prediction'] = missing
+    run.refresh_from_db(fields=['tasks_predicted', 'tasks_to_predict', 'metrics', 'version_after'])
+    if run.tasks_to_predict and not run.tasks_predicted:
+        return fail(run, f'no task got a prediction of {run.version_after}')
+    missing = tasks_to_predict(run).count() if run.tasks_to_predict else 0
+    metrics = {**run.metrics, 'run_seconds': seconds_since(run.started_at)}
+    if missing:
+        metrics['tasks_without_prediction'] = missing
+    with transaction.atomic():  # writes first: on SQLite a transaction that reads before writing can fail
         finished = TrainingRun.objects.filter(pk=run.pk, status=from_status).update(
             status=TrainingRun.SUCCEEDED, finished_at=timezone.now(), heartbeat_at=timezone.now(), metrics=metrics
         )
@@ -500,8 +532,10 @@ def fail(run, error, transient=False):
     """Record the failure; the project's model version stays as it was.
 
     A transient failure (backend unreachable, restarted and lost the job, training failed on the
-    backend) sets the trigger pending again, so the project converges once the backend is back; ``max_retries()`` such runs in a row,
-    with growing back-off, then it waits for the next trigger.
+    backend) sets the trigger pending again, so the project converges once the backend is back:
+    ``max_retries()`` such runs in a row, each after a growing back-off counted from this failure, then
+    it waits for the next trigger. A failed predict-only run is not re-armed; ``sweep`` retries it
+    under the same budget and back-off.
     """
     logger.warning('training run %s of project %s failed: %s', run.id, run.project_id, error)
     with transaction.atomic():
@@ -519,13 +553,15 @@ def fail(run, error, transient=False):
         if not finished:
             return None
         policy = RetrainingPolicy.objects.get(project_id=run.project_id)
-        if transient and not run.metrics.get('predict_only') and policy.failed_attempts < max_retries():
-            RetrainingPolicy.objects.filter(pk=policy.pk).update(
-                failed_attempts=F('failed_attempts') + 1,
-                pending=True,
-                pending_since=Coalesce(F('pending_since'), Value(timezone.now())),
-                pending_reason=Coalesce(NullIf(F('pending_reason'), Value('')), Value('retry after a failed run')),
-            )
+        if transient and policy.enabled and policy.failed_attempts < max_retries():
+            retry_later = {'failed_attempts': F('failed_attempts') + 1, 'last_run_at': timezone.now()}
+            if not run.metrics.get('predict_only'):
+                retry_later.update(
+                    pending=True,
+                    pending_since=Coalesce(F('pending_since'), Value(timezone.now())),
+                    pending_reason=Coalesce(NullIf(F('pending_reason'), Value('')), Value('retry after a failed run')),
+                )
+            RetrainingPolicy.objects.filter(pk=policy.pk).update(**retry_later)
         release(run.project_id)
     run.refresh_from_db()
     return run
@@ -554,6 +590,8 @@ def refresh_scores(project_id):
 
 # --- recovery ------------------------------------------------------------------------------------
 
+MAX_RECOVERIES = 5  # a run whose step was published again this often fails (and is retried as a new run)
+
 STEP_OF_STATUS = {
     TrainingRun.QUEUED: 'begin_training',
     TrainingRun.TRAINING: 'poll_training',
@@ -572,21 +610,33 @@ def sweep(stale_after=None):
     now = timezone.now()
     stale_after = stale_seconds() if stale_after is None else stale_after
     published = 0
-    for policy in RetrainingPolicy.objects.filter(running=True):
-        run = TrainingRun.objects.filter(project_id=policy.project_id).order_by('-id').first()
-        if run is None or run.status in TrainingRun.FINISHED:
-            with transaction.atomic():
-                release(policy.project_id)
-            continue
+    for policy_id, project_id in RetrainingPolicy.objects.filter(running=True).values_list('id', 'project_id'):
+        with transaction.atomic():
+            # locked: a claim committing meanwhile is seen below, never released by mistake
+            if not RetrainingPolicy.objects.select_for_update().filter(pk=policy_id, running=True).exists():
+                continue
+            run = TrainingRun.objects.filter(project_id=project_id).order_by('-id').first()
+            if run is None or run.status in TrainingRun.FINISHED:
+                release(project_id)
+                continue
         heartbeat = run.heartbeat_at or run.started_at or run.created_at
-        if (now - heartbeat).total_seconds() > stale_after:
+        if (now - heartbeat).total_seconds() <= stale_after:
+            continue
+        if run.recovered >= MAX_RECOVERIES:  # the step fails every time it runs: end the run
+            fail(run, f'step "{run.status}" lost {run.recovered} times', transient=True)
+            continue
+        # compare-and-swap on the heartbeat: of two sweeps at once (beat, a starting worker) one publishes
+        if TrainingRun.objects.filter(pk=run.pk, status=run.status, heartbeat_at=run.heartbeat_at).update(
+            recovered=F('recovered') + 1, heartbeat_at=now
+        ):
             logger.warning('training run %s: no step for %.0f s, publishing %s again', run.id, stale_after, run.status)
-            TrainingRun.objects.filter(pk=run.pk).update(recovered=F('recovered') + 1, heartbeat_at=now)
             published += enqueue(STEP_OF_STATUS[run.status], run.id)
-    for policy in RetrainingPolicy.objects.filter(pending=True, running=False):
+    for policy in RetrainingPolicy.objects.filter(pending=True, running=False, enabled=True):
         if seconds_until_due(policy, now) <= 0:
             published += enqueue('start_run', policy.project_id, 'sweep')
     for policy in RetrainingPolicy.objects.filter(enabled=True, running=False).select_related('project'):
-        if follows_backend_live(policy.project):  # its first pre-annotation was never published
+        # a pre-annotation never published, or failed: retried under the same budget and back-off
+        due = seconds_until_due(policy, now) <= 0 and policy.failed_attempts < max_retries()
+        if due and follows_backend_live(policy.project):
             published += enqueue('predict_served_version', policy.project_id)
     return published

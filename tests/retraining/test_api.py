@@ -77,3 +77,22 @@ def test_retrain_now_data_manager_action(client_owner, image_project, enqueued, 
     assert response.status_code == 200, response.content
     assert RetrainingPolicy.objects.get(project=image_project).pending
     assert enqueued == [('start_run', (image_project.id, 'manual (Data Manager)'), None)]
+
+
+def test_saving_the_policy_never_writes_back_a_stale_counter_or_trigger(image_project):
+    """The form and the API save only the fields edited: the counter and the trigger move under them."""
+    from django.db.models import F
+
+    from ls_extensions.retraining.models import RetrainingPolicy
+    from ls_extensions.retraining.serializers import PolicySerializer
+
+    policy = RetrainingPolicy.objects.create(project=image_project, enabled=True, threshold=10)
+    loaded = RetrainingPolicy.objects.get(pk=policy.pk)  # what a request holds while annotators submit
+    RetrainingPolicy.objects.filter(pk=policy.pk).update(
+        changes_since_run=F('changes_since_run') + 12, pending=True, running=True
+    )
+    serializer = PolicySerializer(loaded, data={'threshold': 20}, partial=True)
+    assert serializer.is_valid(), serializer.errors
+    serializer.save()
+    policy.refresh_from_db()
+    assert (policy.threshold, policy.changes_since_run, policy.pending, policy.running) == (20, 12, True, True)

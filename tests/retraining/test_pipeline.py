@@ -153,6 +153,14 @@ def test_triggers_during_training_make_exactly_one_follow_up(
     assert project.model_version == 'stub.v2'
 
 
+def _an_hour_ago():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return timezone.now() - timedelta(hours=1)
+
+
 def _until_training(enqueued, capture, tasks=None, user=None):
     """Annotate two ``tasks`` (if given) and run start_run (which begins the training); leave the first poll
     in ``enqueued``."""
@@ -203,13 +211,16 @@ def test_sweep_publishes_again_a_step_lost_with_its_worker(
     setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
 ):
     from ls_extensions.retraining import services
+    from ls_extensions.retraining.models import TrainingRun
 
     project, tasks, backend, policy = setup
     capture = django_capture_on_commit_callbacks
     run = _until_training(enqueued, capture, tasks, user)
     enqueued.clear()  # the worker holding the poll was killed: the message is gone
     assert services.sweep() == 0  # a fresh heartbeat is left alone
-    assert services.sweep(stale_after=0) == 1
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=_an_hour_ago())
+    assert services.sweep() == 1
+    assert services.sweep() == 0  # published once: its heartbeat is fresh again
     assert enqueued == [('poll_training', (run.id,), None)]
     drain(enqueued, capture)
     run.refresh_from_db()
@@ -233,7 +244,7 @@ def test_unreachable_backend_during_training_is_polled_with_back_off(
     backend.save(update_fields=['url'])
     services.poll_training(run.id)
     run.refresh_from_db()
-    assert run.status == 'training' and run.retries == 1 and 'unreachable' in run.error
+    assert run.status == 'training' and run.metrics['unreachable_polls'] == 1 and 'unreachable' in run.error
     assert enqueued == [('poll_training', (run.id,), 7.0)]
     backend.url = url
     backend.save(update_fields=['url'])
@@ -331,3 +342,21 @@ def test_switching_on_a_project_that_follows_the_backend_live_pre_annotates_with
     with capture(execute=True):  # saved again: nothing to do any more
         RetrainingPolicy.objects.get(project=image_project).save()
     assert enqueued == []
+
+
+def test_a_step_lost_again_and_again_ends_the_run_and_retries_it_as_a_new_one(
+    setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
+):
+    from ls_extensions.retraining import services
+    from ls_extensions.retraining.models import TrainingRun
+
+    project, tasks, backend, policy = setup
+    run = _until_training(enqueued, django_capture_on_commit_callbacks, tasks, user)
+    enqueued.clear()
+    TrainingRun.objects.filter(pk=run.pk).update(recovered=services.MAX_RECOVERIES, heartbeat_at=_an_hour_ago())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.sweep() == 0  # not published a sixth time
+    run.refresh_from_db()
+    assert run.status == 'failed' and f'lost {services.MAX_RECOVERIES} times' in run.error
+    policy.refresh_from_db()
+    assert policy.pending and policy.pending_reason == 'retry after a failed run' and not policy.running

@@ -42,7 +42,7 @@ RETRAINING_ENV = {
     'LS_EXT_RETRAINING_SWEEP_SECONDS': '5',
     'LS_EXT_RETRAINING_RETRY_SECONDS': '2',
     'LS_EXT_RETRAINING_MAX_RETRIES': '5',
-    'LS_EXT_CELERY_VISIBILITY_TIMEOUT': '120',
+    'LS_EXT_CELERY_VISIBILITY_TIMEOUT': '900',  # longer than any countdown the steps use
 }
 USERS_SCRIPT = """
 import sys
@@ -162,23 +162,27 @@ class Annotator(threading.Thread):
 
     def request(self, method, path, **kwargs):
         """(status or None, json or None); counts 5xx and connection errors."""
+        sent_at = time.monotonic()
         try:
             response = self.session.request(method, self.scenario.url + path, timeout=60, **kwargs)
         except requests.RequestException:
             self.scenario.count('connection_errors')
             return None, None
         if response.status_code >= 500:
-            self.scenario.count_5xx()
+            self.scenario.count_5xx(sent_at)
         try:
             return response.status_code, response.json() if response.content else None
         except ValueError:
             return response.status_code, None
 
     def stored(self, task_id):
-        status, annotations = self.request('GET', f'/api/tasks/{task_id}/annotations/')
-        if status != 200:
-            return None
-        return any(a.get('completed_by') == self.scenario.user_ids[self.number] for a in annotations)
+        """Whether this annotator's annotation of the task is stored: asked until the answer is definite."""
+        for attempt in range(60):
+            status, annotations = self.request('GET', f'/api/tasks/{task_id}/annotations/')
+            if status == 200:
+                return any(a.get('completed_by') == self.scenario.user_ids[self.number] for a in annotations)
+            time.sleep(1 + min(attempt, 4))
+        raise RuntimeError(f'could not tell whether task {task_id} has the annotation of annotator {self.number}')
 
     def run(self):
         scenario = self.scenario
@@ -242,8 +246,8 @@ class Scenario:
         with self.lock:
             setattr(self.figures, name, getattr(self.figures, name) + 1)
 
-    def count_5xx(self):
-        now = time.monotonic()
+    def count_5xx(self, sent_at):
+        now = sent_at
         with self.lock:
             self.figures.status_5xx += 1
             if not any(start <= now <= (end or now) + 5 for start, end in self.fault_windows):
@@ -343,10 +347,10 @@ class Scenario:
         layout, fault = self.layout, Fault(name)
         log(f'fault {name}: injecting at {time.monotonic() - load_started:.0f} s')
         window = [time.monotonic(), None]
-        self.fault_windows.append(window)
         fault.started = time.monotonic() - load_started
         fault.during_load = load_running()
         if name == 'redis':
+            self.fault_windows.append(window)
             layout.stop('redis')
             time.sleep(20)
             layout.start_process('redis')
@@ -357,6 +361,8 @@ class Scenario:
             fault.note = f'(run {run["id"]} was training)' if run else '(no run was training)'
             fault.started = time.monotonic() - load_started
             target = 'worker-training' if name == 'worker' else 'ml-backend'
+            window[0] = time.monotonic()  # the window opens at the kill, not while waiting for a training
+            self.fault_windows.append(window)
             layout.kill(target, signal.SIGKILL)
             layout.procs[target].wait(20)
             time.sleep(5 if name == 'worker' else 0)
@@ -366,6 +372,7 @@ class Scenario:
             if run:
                 self.killed_runs[name] = run['id']
         elif name == 'postgres':
+            self.fault_windows.append(window)
             layout.restart('postgres', timeout=60)
         window[1] = time.monotonic()
         fault.recovered = time.monotonic() - load_started
@@ -442,7 +449,10 @@ class Scenario:
         figures.missing = len(expected - set(annotations))
         figures.runs = list(reversed(self.runs()))
         intervals = sorted((_epoch(r['started_at']), _epoch(r['finished_at'] or r['started_at'])) for r in figures.runs)
-        figures.overlapping_runs = sum(1 for a, b in zip(intervals, intervals[1:], strict=False) if b[0] < a[1])
+        latest_end, figures.overlapping_runs = float('-inf'), 0
+        for start, end in intervals:
+            figures.overlapping_runs += start < latest_end
+            latest_end = max(latest_end, end)
         policy = self.api('GET', f'/api/projects/{self.project_id}/retraining/')
         figures.changes_counted = sum(r['changes'] for r in figures.runs) + policy['changes_since_run']
         figures.final_version = self.api('GET', f'/api/projects/{self.project_id}')['model_version']
