@@ -50,6 +50,10 @@ def setup_django():
     os.environ.setdefault('LABEL_STUDIO_BASE_DATA_DIR', tempfile.mkdtemp(prefix='dm-sort-'))
     os.environ['DJANGO_SETTINGS_MODULE'] = 'settings.offline'
     sys.path.insert(0, str(REPO))
+    # our "tests" package (make_user, logged_in_client), bound before django.setup() puts Label Studio's own
+    # "tests" package on sys.path ahead of it
+    import tests.conftest  # noqa: F401
+
     _create_database()
     import django
 
@@ -177,20 +181,6 @@ def project_for(size, user, rebuild):
         f'{scored:.1f} s ({job.status}, {job.scored} ranked)'
     )
     return project
-
-
-def client_for(user):
-    """Logged in as a browser is (Label Studio logs out sessions without ``last_login``)."""
-    from django.conf import settings
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session['last_login'] = time.time()
-    session.save()
-    client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
-    return client
 
 
 def create_views(client, project, ui_tab):
@@ -346,7 +336,9 @@ def main():
     setup_django()
     mark_ranked_pages()
     user = owner()
-    client = client_for(user)
+    from tests.conftest import logged_in_client
+
+    client = logged_in_client(user)
     results = {}
     for size in [int(s) for s in args.sizes.split(',')]:
         project = project_for(size, user, args.rebuild)
