@@ -2,6 +2,18 @@ from rest_framework import serializers
 
 from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
 
+# kept by the counter and the runs, shown but never written through the API or the page
+POLICY_STATE_FIELDS = [
+    'changes_since_run',
+    'pending',
+    'pending_since',
+    'pending_reason',
+    'running',
+    'last_run_at',
+    'failed_attempts',
+    'updated_at',
+]
+
 
 class PolicySerializer(serializers.ModelSerializer):
     class Meta:
@@ -15,26 +27,9 @@ class PolicySerializer(serializers.ModelSerializer):
             'repredict',
             'batch_size',
             'training_timeout_seconds',
-            'changes_since_run',
-            'pending',
-            'pending_since',
-            'pending_reason',
-            'running',
-            'last_run_at',
-            'failed_attempts',
-            'updated_at',
+            *POLICY_STATE_FIELDS,
         ]
-        read_only_fields = [
-            'project',
-            'changes_since_run',
-            'pending',
-            'pending_since',
-            'pending_reason',
-            'running',
-            'last_run_at',
-            'failed_attempts',
-            'updated_at',
-        ]
+        read_only_fields = ['project', *POLICY_STATE_FIELDS]
         extra_kwargs = {'threshold': {'min_value': 1}, 'batch_size': {'min_value': 1, 'max_value': 1000}}
 
     def update(self, instance, validated_data):

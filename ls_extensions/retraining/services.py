@@ -196,7 +196,6 @@ def start_run(project_id, trigger='threshold'):
     running one starts it when it ends: exactly one follow-up). Not due yet (minimum interval, back-off):
     published again for when it is due (``sweep`` catches it too).
     """
-    from tasks.models import Annotation
 
     policy = RetrainingPolicy.objects.filter(project_id=project_id).select_related('ml_backend').first()
     if policy is None or not policy.pending or policy.running or not policy.enabled:
@@ -226,17 +225,25 @@ def start_run(project_id, trigger='threshold'):
         RetrainingPolicy.objects.filter(pk=policy.pk, pending=False, changes_since_run__gte=F('threshold')).update(
             pending=True, pending_since=now, pending_reason='threshold'
         )
-        run = TrainingRun.objects.create(
-            project_id=project_id,
-            ml_backend=backend_for(policy),
-            trigger=policy.pending_reason or trigger,  # why it became pending, not which message claimed it
-            changes=changes,
-            status=TrainingRun.QUEUED,
-            started_at=now,
-            heartbeat_at=now,
-            annotations_used=Annotation.objects.filter(project_id=project_id, was_cancelled=False).count(),
-        )
+        # its cause is why the trigger became pending, not which message claimed it
+        run = record_run(policy, policy.pending_reason or trigger, now, changes=changes)
     return begin_training(run.id)
+
+
+def record_run(policy, trigger, now, **fields):
+    """The ``queued`` run of a project just claimed (inside the claim's transaction)."""
+    from tasks.models import Annotation
+
+    return TrainingRun.objects.create(
+        project_id=policy.project_id,
+        ml_backend=backend_for(policy),
+        trigger=trigger,
+        status=TrainingRun.QUEUED,
+        started_at=now,
+        heartbeat_at=now,
+        annotations_used=Annotation.objects.filter(project_id=policy.project_id, was_cancelled=False).count(),
+        **fields,
+    )
 
 
 def predict_served_version(project_id, trigger='predictions of the served version'):
@@ -247,7 +254,6 @@ def predict_served_version(project_id, trigger='predictions of the served versio
     prediction inside each annotator's next-task request. A run like the others (claimed, recorded,
     recovered), without the training step.
     """
-    from tasks.models import Annotation
 
     policy = (
         RetrainingPolicy.objects.filter(project_id=project_id, enabled=True)
@@ -260,16 +266,7 @@ def predict_served_version(project_id, trigger='predictions of the served versio
     with transaction.atomic():
         if not RetrainingPolicy.objects.filter(pk=policy.pk, running=False).update(running=True, last_run_at=now):
             return None  # a run is going: it switches the project to a stored version anyway
-        run = TrainingRun.objects.create(
-            project_id=project_id,
-            ml_backend=backend_for(policy),
-            trigger=trigger,
-            status=TrainingRun.QUEUED,
-            started_at=now,
-            heartbeat_at=now,
-            annotations_used=Annotation.objects.filter(project_id=project_id, was_cancelled=False).count(),
-            metrics={'predict_only': True},
-        )
+        run = record_run(policy, trigger, now, metrics={'predict_only': True})
     return begin_training(run.id)
 
 
@@ -348,7 +345,7 @@ def begin_predicting(run, version):
 
 def retry(run, step, reason):
     """A connection error: publish ``step`` again after a back-off; past ``max_retries()`` the run fails."""
-    TrainingRun.objects.filter(pk=run.pk).update(retries=F('retries') + 1, heartbeat_at=timezone.now())
+    TrainingRun.objects.filter(pk=run.pk).update(retries=F('retries') + 1)
     run.refresh_from_db(fields=['retries'])
     if run.retries > max_retries():
         return fail(run, f'{reason} (gave up after {run.retries - 1} retries)', transient=True)
@@ -391,7 +388,6 @@ def training_state(backend, run):
 
 def poll_training(run_id):
     """One look at the backend's training; re-enqueued with a countdown until it ends or times out."""
-
     run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.TRAINING).select_related('ml_backend').first()
     if run is None:
         return None

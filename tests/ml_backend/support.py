@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.support.process import ManagedProcess
+from tests.support.process import ManagedProcess, answers_200
 from tests.support.server import REPO, free_port
 
 TORCH_ADAPTER = 'ls_extensions.ml_backend.adapters.torch_example.TorchExampleAdapter'
@@ -56,17 +56,7 @@ class ModelServerProcess(ManagedProcess):
 
     def start(self, timeout=120):
         self.spawn(self.args, self.env, REPO)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f'model server exited {self.process.returncode}:\n{self.log_tail()}')
-            try:
-                with urllib.request.urlopen(self.url + '/health', timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.3)
-        raise TimeoutError(self.log_tail())
+        return self.wait_ready(lambda: answers_200(self.url + '/health', 2), timeout, 0.3, 'model server')
 
     def wait_trained(self, timeout=300):
         deadline = time.monotonic() + timeout

@@ -2,7 +2,6 @@
 worker subprocesses (``settings.offline``), a migrated template database, the Celery worker process."""
 
 import os
-import time
 
 from ls_extensions.ml_backend import ssrf
 from tests.support.process import ManagedProcess
@@ -48,10 +47,4 @@ class Worker(ManagedProcess):
             self.env,
             REPO,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log_tail()
-            if b' ready.' in self.log_path.read_bytes():
-                return self
-            time.sleep(0.5)
-        raise TimeoutError(self.log_tail())
+        return self.wait_ready(lambda: b' ready.' in self.log_path.read_bytes(), timeout, what='Celery worker')

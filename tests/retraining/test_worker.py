@@ -234,15 +234,10 @@ class RedisServer(ManagedProcess):
             str(self.workdir),
         ]
         self.spawn(args, dict(os.environ), self.workdir)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if (
-                subprocess.run(['redis-cli', '-p', str(self.port), 'ping'], capture_output=True).stdout.strip()
-                == b'PONG'
-            ):
-                return self
-            time.sleep(0.2)
-        raise TimeoutError(self.log_tail())
+        ping = ['redis-cli', '-p', str(self.port), 'ping']
+        return self.wait_ready(
+            lambda: subprocess.run(ping, capture_output=True).stdout.strip() == b'PONG', 20, 0.2, 'redis-server'
+        )
 
 
 @pytest.mark.skipif(not os.path.exists('/usr/bin/redis-server'), reason='redis-server not installed')

@@ -8,6 +8,8 @@ as a child that would outlive a SIGKILL of the worker alone.
 import os
 import signal
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 
@@ -29,6 +31,17 @@ class ManagedProcess:
             os.killpg(self.process.pid, sig)
         except ProcessLookupError:
             pass
+
+    def wait_ready(self, ready, timeout, interval=0.5, what='process'):
+        """Poll ``ready()`` until it is true; the process exiting first, or the timeout, raises with the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f'{what} exited with {self.process.returncode}:\n{self.log_tail()}')
+            if ready():
+                return self
+            time.sleep(interval)
+        raise TimeoutError(f'{what} not ready in {timeout}s:\n{self.log_tail()}')
 
     def alive(self):
         return self.process is not None and self.process.poll() is None
@@ -61,3 +74,12 @@ class ManagedProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def answers_200(url, timeout):
+    """True when ``GET url`` answers 200 (a refused or failed connection is just "not yet")."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False

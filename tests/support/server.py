@@ -6,11 +6,9 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-from tests.support.process import ManagedProcess
+from tests.support.process import ManagedProcess, answers_200
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -72,17 +70,7 @@ class LabelStudioServer(ManagedProcess):
     def start(self, timeout=240):
         args = [*self.command, 'start', '--no-browser', '--internal-host', '127.0.0.1', '-p', str(self.port)]
         self.spawn(args, self.env, self.data_dir)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f'server exited with {self.process.returncode}:\n{self.log_tail()}')
-            try:
-                with urllib.request.urlopen(self.url + '/health', timeout=5) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(1)
-        raise TimeoutError(f'server did not answer in {timeout}s:\n{self.log_tail()}')
+        return self.wait_ready(lambda: answers_200(self.url + '/health', 5), timeout, 1, 'Label Studio server')
 
     def egress_events(self):
         if not self.egress_log.exists():
