@@ -104,3 +104,23 @@ class LabelMap:
             'mapped': {self.model_classes[i]: label for i, label in sorted(self.to_label.items())},
             'unmapped_labels': self.unmapped_labels,
         }
+
+
+def rectangle_region(from_name, to_name, x, y, box_width, box_height, width, height, label):
+    """A Label Studio ``rectanglelabels`` result item for a pixel box (Label Studio stores percent coordinates)."""
+    return {
+        'from_name': from_name,
+        'to_name': to_name,
+        'type': 'rectanglelabels',
+        'original_width': width,
+        'original_height': height,
+        'image_rotation': 0,
+        'value': {
+            'x': 100.0 * x / width,
+            'y': 100.0 * y / height,
+            'width': 100.0 * box_width / width,
+            'height': 100.0 * box_height / height,
+            'rotation': 0,
+            'rectanglelabels': [label],
+        },
+    }

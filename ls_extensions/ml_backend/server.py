@@ -23,7 +23,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from ls_extensions.ml_backend.adapters import DEFAULT_ADAPTER
 from ls_extensions.ml_backend.adapters.base import AdapterError, load_adapter_class
 from ls_extensions.ml_backend.images import ImageError, ImageLoader
-from ls_extensions.ml_backend.labels import LabelConfigError, LabelMap, parse_label_config
+from ls_extensions.ml_backend.labels import LabelConfigError, LabelMap, parse_label_config, rectangle_region
 from ls_extensions.ml_backend.ls_client import LabelStudioClient, LabelStudioError
 from ls_extensions.ml_backend.registry import ModelRegistry, RegistryError
 from ls_extensions.ml_backend.training import Trainer
@@ -264,26 +264,10 @@ class ModelServer:
             x2, y2 = min(float(width), float(det.x2)), min(float(height), float(det.y2))
             if x2 <= x1 or y2 <= y1:
                 continue
-            regions.append(
-                {
-                    'id': uuid.uuid4().hex[:10],
-                    'from_name': control.from_name,
-                    'to_name': control.to_name,
-                    'type': 'rectanglelabels',
-                    'original_width': width,
-                    'original_height': height,
-                    'image_rotation': 0,
-                    'value': {
-                        'x': 100.0 * x1 / width,
-                        'y': 100.0 * y1 / height,
-                        'width': 100.0 * (x2 - x1) / width,
-                        'height': 100.0 * (y2 - y1) / height,
-                        'rotation': 0,
-                        'rectanglelabels': [label],
-                    },
-                    'score': round(float(det.score), 4),
-                }
+            region = rectangle_region(
+                control.from_name, control.to_name, x1, y1, x2 - x1, y2 - y1, width, height, label
             )
+            regions.append({'id': uuid.uuid4().hex[:10], **region, 'score': round(float(det.score), 4)})
         score = sum(r['score'] for r in regions) / len(regions) if regions else 0.0
         return {'result': regions, 'score': round(score, 4), 'model_version': version}
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ls_extensions.ml_backend.labels import rectangle_region
+
 CLASSES = ('fish', 'crab')
 COLOURS = ((220, 40, 40), (40, 80, 230), (40, 200, 60), (230, 200, 30))
 
@@ -45,25 +47,7 @@ def dataset(count, seed=0, size=128, classes=CLASSES, **kwargs):
 
 def to_ls_result(boxes, width, height, classes=CLASSES, from_name='label', to_name='image'):
     """Label Studio ``rectanglelabels`` results (percent coordinates) for pixel boxes."""
-    return [
-        {
-            'from_name': from_name,
-            'to_name': to_name,
-            'type': 'rectanglelabels',
-            'original_width': width,
-            'original_height': height,
-            'image_rotation': 0,
-            'value': {
-                'x': 100.0 * x / width,
-                'y': 100.0 * y / height,
-                'width': 100.0 * bw / width,
-                'height': 100.0 * bh / height,
-                'rotation': 0,
-                'rectanglelabels': [classes[k]],
-            },
-        }
-        for x, y, bw, bh, k in boxes
-    ]
+    return [rectangle_region(from_name, to_name, x, y, bw, bh, width, height, classes[k]) for x, y, bw, bh, k in boxes]
 
 
 def write_coco(out_dir, count=40, seed=0, size=128, classes=CLASSES):
