@@ -157,7 +157,7 @@ def vacuum(*tables):
 def project_for(size, user, rebuild):
     from projects.models import Project
 
-    from ls_extensions.scoring import tasks
+    from ls_extensions.scoring import jobs
     from ls_extensions.scoring.models import RecomputeJob, TaskUncertainty
 
     project = Project.objects.filter(title=f'dm-sort-{size}').order_by('-id').first()
@@ -172,7 +172,7 @@ def project_for(size, user, rebuild):
     built = time.perf_counter() - started
     vacuum('task', 'prediction')
     started = time.perf_counter()
-    tasks.keep_fresh(project.id)  # first use: learns v1 and v2, recomputes v2 with the real job
+    jobs.keep_fresh(project.id)  # first use: learns v1 and v2, recomputes v2 with the real job
     scored = time.perf_counter() - started
     job = RecomputeJob.objects.filter(project=project, kind='recompute').latest('id')
     vacuum('ls_ext_scoring_taskuncertainty')

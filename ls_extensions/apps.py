@@ -9,6 +9,7 @@ class LsExtensionsConfig(AppConfig):
     default_auto_field = 'django.db.models.AutoField'
 
     def ready(self):
-        from ls_extensions.privacy import allow_list
+        from ls_extensions.privacy import allow_list, backend_hosts
 
-        allow_list.allow_configured_services()
+        allow_list.allow_operator_hosts()
+        backend_hosts.connect_signals()

@@ -10,5 +10,6 @@ urlpatterns = [
     path('', include('ls_extensions.scoring.urls')),
     path('', include('ls_extensions.retraining.urls')),
     path('', include('ls_extensions.health.urls')),
+    path('', include('ls_extensions.ml_backend.urls')),  # /api/ml create/update: SSRF check of listed backends
     path('', include('core.urls')),
 ]

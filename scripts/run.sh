@@ -11,9 +11,9 @@ ls-extensions: Label Studio with every call-home channel off.
   data (SQLite, uploads): $LABEL_STUDIO_BASE_DATA_DIR
   open http://localhost:$PORT and sign up: the first account you create is yours
   (or log in with an account made by: .venv/bin/python manage.py createsuperuser)
-  a Celery worker runs beside it for retraining jobs (embedded SQLite broker)
+  a Celery worker runs beside it for retraining and uncertainty jobs (embedded SQLite broker)
 MSG
-# one Celery worker (with the periodic sweep) for retraining jobs; it stops with the server
+# one Celery worker (with the periodic sweeps) for retraining and uncertainty jobs; it stops with the server
 LABEL_STUDIO_HOST=http://localhost:$PORT .venv/bin/celery -A ls_extensions worker -B --pool solo --concurrency 1 \
   -l warning -s "$LABEL_STUDIO_BASE_DATA_DIR/celerybeat-schedule" &
 trap 'kill $! 2>/dev/null' EXIT

@@ -6,9 +6,9 @@ Every change here is a setting Label Studio reads; nothing of Label Studio is pa
 import os
 
 from core.settings.label_studio import *  # noqa: F403
-from core.settings.label_studio import BASE_DATA_DIR, INSTALLED_APPS, MIDDLEWARE, USER_ADDITIONAL_BANNED_SUBNETS
+from core.settings.label_studio import BASE_DATA_DIR, INSTALLED_APPS, MIDDLEWARE, ML_BLOCK_LOCAL_IP
 
-from ls_extensions.ml_backend.ssrf import BANNED_SUBNETS_EXCEPT_LOOPBACK
+from ls_extensions.ml_backend import ssrf
 from ls_extensions.privacy import csp
 
 INSTALLED_APPS = [
@@ -25,6 +25,9 @@ ROOT_URLCONF = 'ls_extensions.urls'
 # Usage telemetry is already off by COLLECT_ANALYTICS; the middleware is dropped as well so that
 # no future default can switch the relay back on.
 MIDDLEWARE = [m for m in MIDDLEWARE if m != 'core.middleware.ContextLogMiddleware']
+# Health checks answer ahead of Label Studio's middleware, which queries the database on every request:
+# a database outage is a 503 naming the check, not a 500 page (ls_extensions/health/middleware.py).
+MIDDLEWARE.insert(0, 'ls_extensions.health.middleware.HealthFirstMiddleware')
 
 # Content-Security-Policy, enforced (Label Studio ships it report-only): fetch directives allow
 # 'self' plus the hosts the user allowed, so the browser cannot call out even if a template tries.
@@ -33,10 +36,14 @@ globals().update(csp.offline_policy())
 if 'core.middleware.HumanSignalCspMiddleware' not in MIDDLEWARE:
     MIDDLEWARE.append('core.middleware.HumanSignalCspMiddleware')
 
-# ML backends on this machine: Label Studio's SSRF list minus loopback (private networks and the metadata
-# address stay blocked; the egress guard still limits every non-loopback host). See ls_extensions/ml_backend/ssrf.py.
-USE_DEFAULT_BANNED_SUBNETS = False
-USER_ADDITIONAL_BANNED_SUBNETS = [*BANNED_SUBNETS_EXCEPT_LOOPBACK, *USER_ADDITIONAL_BANNED_SUBNETS]
+# SSRF: Label Studio's checks stay as they ship (webhooks, exports, imports, storages, ML backends), except
+# for the ML backends the operator names in LS_EXT_ML_BACKEND_URLS (e.g. a model server on loopback): while
+# it names any, our /api/ml views do Label Studio's ML URL check, skipping those. See ls_extensions/ml_backend/ssrf.py.
+globals().update(ssrf.ml_backend_settings(os.environ, ML_BLOCK_LOCAL_IP))
+
+# Egress: an ML backend URL whose host the guard does not allow is a 400 before Label Studio looks it up or
+# calls it (ls_extensions/privacy/backend_hosts.py; saving such a row any other way is refused by a signal).
+MIDDLEWARE.append('ls_extensions.privacy.backend_hosts.MLBackendHostMiddleware')
 
 # Celery (retraining jobs): an embedded broker on a SQLite file in the data dir needs no service;
 # CELERY_BROKER_URL=redis://... in the environment for production.
@@ -65,5 +72,22 @@ LS_EXT_SCORING_BASE_FILTER_EXPRESSIONS = globals()['DATA_MANAGER_CUSTOM_FILTER_E
 DATA_MANAGER_GET_ALL_COLUMNS = 'ls_extensions.scoring.dm.get_all_columns'  # + "Uncertainty", "Model version"
 DATA_MANAGER_CUSTOM_FILTER_EXPRESSIONS = 'ls_extensions.scoring.dm.custom_filter_expressions'  # indexed range filters
 TASK_SERIALIZER = 'ls_extensions.scoring.task_serializer.ScoredTaskSerializer'  # the values reach the table
-LS_EXT_SCORING_RUNNER = 'thread'  # background recompute: 'thread' (one worker per process) or 'inline'
+LS_EXT_SCORING_RUNNER = 'celery'  # recomputes and catch-ups: Celery tasks, or 'inline' (in the caller: tests, scripts)
+# the sweep publishes queued jobs again (broker was down), fails jobs that stopped beating, queues stale scores
+LS_EXT_SCORING_STALE_SECONDS = float(os.environ.get('LS_EXT_SCORING_STALE_SECONDS', '120'))
+CELERY_BEAT_SCHEDULE['ls-ext-scoring-sweep'] = {
+    'task': 'ls_ext_scoring.sweep',
+    'schedule': float(os.environ.get('LS_EXT_SCORING_SWEEP_SECONDS', '60')),
+}
 # --- end scoring ---
+
+# --- video ---
+# snapshot conversions run on a Celery worker; one without progress for this long is restarted (sweep on beat)
+LS_EXT_VIDEO_CONVERSION_STALE_SECONDS = float(os.environ.get('LS_EXT_VIDEO_CONVERSION_STALE_SECONDS', '600'))
+CELERY_BEAT_SCHEDULE['ls-ext-video-conversion-sweep'] = {
+    'task': 'ls_ext_video.sweep_conversions',
+    'schedule': float(os.environ.get('LS_EXT_VIDEO_CONVERSION_SWEEP_SECONDS', '60')),
+}
+# the most frames one video may export (a stored framesCount of 10^12 is answered 422, naming this setting)
+LS_EXT_VIDEO_MAX_FRAMES = int(os.environ.get('LS_EXT_VIDEO_MAX_FRAMES', '1000000'))
+# --- end video ---

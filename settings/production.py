@@ -131,6 +131,9 @@ CELERY_TASK_ROUTES = {
     'ls_ext_retraining.poll_training': {'queue': 'training'},
     'ls_ext_retraining.sweep': {'queue': 'training'},
     'ls_ext_retraining.repredict_batch': {'queue': 'prediction'},
+    # uncertainty recomputes and catch-ups: database work only, on the default queue (worker-training takes it)
+    'ls_ext_scoring.run_job': {'queue': 'celery'},
+    'ls_ext_scoring.sweep': {'queue': 'celery'},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     'visibility_timeout': int(_env('LS_EXT_CELERY_VISIBILITY_TIMEOUT', '3600')),

@@ -5,7 +5,8 @@ every route outside Label Studio's own ``core.urls`` is collected (our video exp
 URLs are routed to our subclasses first, so they are collected too). Each collected route must be known
 to ``ROUTES`` (how to fill its path parameters, which requests to send) or to ``PUBLIC`` (deliberately
 open, with a reason): a new route that neither knows fails ``test_every_route_is_in_the_table`` and its
-own case, so the table cannot silently skip an endpoint.
+own case, so the table cannot silently skip an endpoint. The table lives in ``tests/support/routes.py``
+(the fuzz test, ``tests/test_fuzz_endpoints.py``, sends its requests to the same routes).
 
 For every route and every method its view serves:
 
@@ -25,122 +26,33 @@ network); scoring jobs run inline (no background thread).
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from django.urls import URLPattern, URLResolver, resolve
+from django.urls import resolve
 
 from tests.conftest import logged_in_client, make_project, make_user
 from tests.label_configs import IMAGE_BOXES, VIDEO_TRACKING
+from tests.support.routes import (
+    EXPECTED_SOON,
+    PUBLIC,
+    ROUTES,
+    fill,
+    fill_values,
+    methods_of,
+    our_actions,
+    our_routes,
+    send,
+    view_of_match,
+)
 
 pytestmark = pytest.mark.django_db
 
-METHODS = ('get', 'post', 'put', 'patch', 'delete')
 MARKER = 'SECRET-7f3a-'  # in project titles and task data: must never reach a stranger
-LS_URLCONF = 'core.urls'
-
-
-# ---------------------------------------------------------------- the routes, from the URLconf
-
-
-def _view_of(pattern: URLPattern):
-    callback = pattern.callback
-    return getattr(callback, 'view_class', None) or getattr(callback, 'cls', None) or callback
-
-
-def _walk(patterns, prefix=''):
-    for entry in patterns:
-        route = prefix + str(entry.pattern)
-        if isinstance(entry, URLResolver):
-            if getattr(entry.urlconf_name, '__name__', entry.urlconf_name) == LS_URLCONF:
-                continue  # Label Studio's own routes (ours shadow some of them: those are collected above it)
-            yield from _walk(entry.url_patterns, route)
-        elif isinstance(entry, URLPattern):
-            yield route, _view_of(entry)
-
-
-def our_routes() -> dict[str, object]:
-    """{route: view} for every route of ours; the first one of a route wins, as in Django's resolution."""
-    from ls_extensions import urls
-
-    found = {}
-    for route, view in _walk(urls.urlpatterns):
-        found.setdefault(route, view)
-    return found
-
-
-def methods_of(view) -> list[str]:
-    if isinstance(view, type):
-        return [m for m in METHODS if hasattr(view, m)]
-    return ['get']  # a function view: GET is what it serves
 
 
 def cases():
     """(route, method) for every method of every route of ours except the public ones (tested apart)."""
     routes = our_routes().items()
-    return [(route, method) for route, view in routes if route not in PUBLIC for method in methods_of(view)]
-
-
-# ---------------------------------------------------------------- the table
-
-# path parameter -> the object of the owner's organization that fills it
-PARAMS = {
-    'pk': lambda objects, spec: objects[spec['project']].pk,
-    'export_pk': lambda objects, spec: objects['snapshot'].pk,
-}
-
-# route -> the project it is about, whether it is an HTML page, and per method the requests to send
-# (label, query, JSON body). Every variant is sent by every persona.
-ROUTES = {
-    'api/projects/<int:pk>/export/video-frames': {
-        'project': 'video',
-        'get': [('VIDEO_JSON', {'format': 'VIDEO_JSON'}, None)],
-    },
-    'api/projects/<int:pk>/export': {
-        'project': 'video',
-        'get': [
-            ('ours: VIDEO_JSON', {'exportType': 'VIDEO_JSON'}, None),
-            ("Label Studio's JSON", {'exportType': 'JSON'}, None),
-        ],
-    },
-    'api/projects/<int:pk>/export/formats': {'project': 'video', 'get': [('list', {}, None)]},
-    'api/projects/<int:pk>/exports/<int:export_pk>/convert': {
-        'project': 'video',
-        'post': [
-            ('ours: VIDEO_CSV', {}, {'export_type': 'VIDEO_CSV'}),
-            ("Label Studio's JSON_MIN", {}, {'export_type': 'JSON_MIN'}),
-        ],
-    },
-    'api/projects/<int:pk>/exports/<int:export_pk>/download': {
-        'project': 'video',
-        'get': [
-            ('ours: VIDEO_JSON', {'exportType': 'VIDEO_JSON'}, None),
-            ("Label Studio's JSON", {}, None),
-        ],
-    },
-    'api/projects/<int:pk>/uncertainty/': {
-        'project': 'image',
-        'get': [('policy', {}, None)],
-        'patch': [('stream on', {}, {'stream': True})],
-    },
-    'api/projects/<int:pk>/uncertainty/recompute/': {'project': 'image', 'post': [('recompute', {}, {})]},
-    'api/projects/<int:pk>/retraining/': {
-        'project': 'image',
-        'get': [('policy', {}, None)],
-        'patch': [('enable', {}, {'enabled': True})],
-    },
-    'api/projects/<int:pk>/retraining/runs/': {'project': 'image', 'get': [('runs', {}, None)]},
-    'api/projects/<int:pk>/retraining/train/': {'project': 'image', 'post': [('train', {}, {})]},
-    'projects/<int:pk>/retraining/': {'project': 'image', 'html': True, 'get': [('page', {}, None)]},
-}
-EXPECTED_SOON: set[str] = set()  # routes known to the table before they are routed (none now)
-
-# deliberately open routes: the reason, and they must answer nothing of any project
-PUBLIC = {
-    'heidi-tips/': "replaces Label Studio's GitHub tips fetch with a local 404 (offline); LS's frontend calls it",
-    'api/ls-ext/health/': 'readiness probe for load balancers/orchestrators: check names, timings, no data',
-    'api/ls-ext/health/live/': 'liveness probe for orchestrators: status and pid only',
-}
+    return [(route, method) for route, view in routes if route not in PUBLIC for method in methods_of(view, route)]
 
 
 @pytest.fixture
@@ -176,34 +88,23 @@ def world(db, monkeypatch, settings):
     snapshot = clients['owner'].post(f'/api/projects/{video.id}/exports/', {}, content_type='application/json')
     assert snapshot.status_code == 201, snapshot.content
     from data_export.models import Export
+    from ml.models import MLBackend
 
+    # bulk_create: no webhook (Label Studio's SSRF check refuses one to loopback), no health check
+    MLBackend.objects.bulk_create([MLBackend(project=image, url='http://127.0.0.1:1', title=MARKER + 'backend')])
     objects = {'image': image, 'video': video, 'snapshot': Export.objects.get(pk=snapshot.json()['id'])}
+    objects['backend'] = MLBackend.objects.get(project=image)
     converted = clients['owner'].post(
         f'/api/projects/{video.id}/exports/{objects["snapshot"].pk}/convert',
         {'export_type': 'VIDEO_JSON'},
         content_type='application/json',
     )
-    assert converted.status_code == 200, converted.content  # the owner's download has a file to download
+    assert converted.status_code == 200, converted.content
+    from ls_extensions.video.conversions import run_conversion
+
+    # the conversion's Celery task (never published here: nothing commits), run as the worker would
+    assert run_conversion(converted.json()['converted_format'])  # the owner's download has a file to download
     return {'objects': objects, 'clients': clients, 'published': published}
-
-
-def fill(route: str, spec: dict, objects: dict) -> str:
-    """The route with its path parameters filled by the owner's objects; an unknown parameter fails."""
-    names = re.findall(r'<(?:\w+:)?(\w+)>', route)
-    unknown = [name for name in names if name not in PARAMS]
-    assert not unknown, f'{route}: no fixture object for path parameter(s) {unknown}: extend PARAMS'
-    path = re.sub(r'<(?:\w+:)?(\w+)>', lambda m: str(PARAMS[m.group(1)](objects, spec)), route)
-    assert not re.search(r'[<>^$()]', path), f'{route}: a regex route, fill it by hand in this test'
-    return '/' + path
-
-
-def send(client, method, path, query, body):
-    from urllib.parse import urlencode
-
-    url = path + ('?' + urlencode(query) if query else '')
-    if method == 'get':
-        return client.get(url)
-    return getattr(client, method)(url, body or {}, content_type='application/json')
 
 
 def text_of(response) -> str:
@@ -220,7 +121,7 @@ def test_every_route_is_in_the_table():
     assert not stale, f'table entries without a route: {stale}'
     for route, view in routes.items():
         if route in ROUTES:
-            missing = [m for m in methods_of(view) if m not in ROUTES[route]]
+            missing = [m for m in methods_of(view, route) if m not in ROUTES[route]]
             assert not missing, f'{route}: methods {missing} of {view} have no requests in the table'
 
 
@@ -231,12 +132,7 @@ def test_the_overridden_label_studio_urls_resolve_to_our_views(world):
         if route not in routes:
             continue
         match = resolve(fill(route, spec, world['objects']))
-        assert _view_of_match(match) is routes[route], route
-
-
-def _view_of_match(match):
-    func = match.func
-    return getattr(func, 'view_class', None) or getattr(func, 'cls', None) or func
+        assert view_of_match(match) is routes[route], route
 
 
 @pytest.mark.parametrize(('route', 'method'), cases())
@@ -248,9 +144,10 @@ def test_route_refuses_anonymous_and_other_organizations(route, method, world, c
     if not variants:
         pytest.fail(f'{route}: {method.upper()} is served but has no requests in the table')
     objects, clients = world['objects'], world['clients']
-    path = fill(route, spec, objects)
+    path, form = fill(route, spec, objects), spec.get('html', False)
     for label, query, body in variants:
-        anonymous = send(client, method, path, query, body)
+        query, body = fill_values(query, spec, objects), fill_values(body, spec, objects)
+        anonymous = send(client, method, path, query, body, form)
         if spec.get('html'):
             assert anonymous.status_code == 302 and '/user/login' in anonymous['Location'], (label, anonymous)
         else:
@@ -258,12 +155,12 @@ def test_route_refuses_anonymous_and_other_organizations(route, method, world, c
         assert MARKER not in text_of(anonymous)
         refused = {}
         for persona in ('stranger', 'removed'):
-            response = send(clients[persona], method, path, query, body)
+            response = send(clients[persona], method, path, query, body, form)
             content = text_of(response)
             assert response.status_code in (403, 404), (persona, label, response.status_code, content[:300])
             assert MARKER not in content, (persona, label)
             refused[persona] = response.status_code
-        owner = send(clients['owner'], method, path, query, body)
+        owner = send(clients['owner'], method, path, query, body, form)
         content = text_of(owner)
         assert owner.status_code not in (401, 403, 404), (label, owner.status_code, content[:300])
         assert owner.status_code < 500, (label, owner.status_code, content[:300])
@@ -287,16 +184,6 @@ def test_public_routes_answer_no_project_data(route, world, client):
 
 
 # ---------------------------------------------------------------- Data Manager actions
-
-
-def our_actions() -> list[str]:
-    from django.conf import settings
-
-    return sorted(
-        action_id
-        for action_id, action in settings.DATA_MANAGER_ACTIONS.items()
-        if getattr(action.get('entry_point'), '__module__', '').startswith('ls_extensions.')
-    )
 
 
 KNOWN_HOLES = {}  # action id -> reason: a hole found and not fixed yet (strict xfail, so a fix shows)

@@ -1,19 +1,28 @@
-"""Readiness checks of a web process: database, migrations, broker, cache. Each returns a small dict."""
+"""Readiness checks of a web process: database, migrations, broker, cache. Each returns a small dict.
 
+A failed check's ``error`` holds the exception text (it may name the database host, a user, a
+broker URL): it is logged here and shown only to staff (``views.may_see_details``), never to anonymous callers.
+"""
+
+import logging
 import time
 
 from django.conf import settings
 
+logger = logging.getLogger(__name__)
+
 _migrations_applied = False  # once true it stays true for the life of the process
 
 
-def _timed(check):
+def _timed(name, check):
     started = time.monotonic()
     try:
         detail = check() or {}
         result = {'ok': True, **detail}
     except Exception as exc:  # a check reports, it never raises
-        result = {'ok': False, 'error': f'{type(exc).__name__}: {exc}'[:300]}
+        error = f'{type(exc).__name__}: {exc}'[:300]
+        logger.warning('health check %s failed: %s', name, error)
+        result = {'ok': False, 'error': error}
     result['ms'] = round((time.monotonic() - started) * 1000, 1)
     return result
 
@@ -79,5 +88,5 @@ def run_all():
         if name == 'migrations' and not results['database']['ok']:
             results[name] = {'ok': False, 'error': 'database unreachable', 'ms': 0.0}
             continue
-        results[name] = _timed(check)
+        results[name] = _timed(name, check)
     return {'ok': all(r['ok'] for r in results.values()), 'checks': results}

@@ -52,6 +52,8 @@ def report(consumer):
     started = time.monotonic()
     status = consumer_state(consumer)
     reachable, error = broker_reachable(consumer.app)
+    if error:  # the text names the broker's host and port: logged, not answered (the port is unauthenticated)
+        logger.warning('worker health: broker unreachable: %s', error)
     ok = status['running'] and status['connected'] and reachable
     return ok, {
         'status': 'ok' if ok else 'unavailable',
@@ -60,7 +62,7 @@ def report(consumer):
         'pid': os.getpid(),
         **status,
         'broker_reachable': reachable,
-        **({'error': error} if error else {}),
+        **({'error': 'broker unreachable'} if error else {}),
         'active_tasks': len(state.active_requests),
         'ms': round((time.monotonic() - started) * 1000, 1),
     }

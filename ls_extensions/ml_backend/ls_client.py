@@ -15,14 +15,32 @@ class LabelStudioError(RuntimeError):
     pass
 
 
+def is_http_url(url):
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a malformed port
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return parts.scheme in ('http', 'https') and bool(parts.hostname)
+
+
 def _is_jwt(token):
     return token is not None and token.count('.') == 2
 
 
+MAX_REDIRECTS = 5
+
+
 class LabelStudioClient:
+    """Sends its token to its own ``url``'s host and nowhere else (redirects to other hosts included).
+
+    Which ``url`` a project gets is decided by the server (``ModelServer.label_studio_for``)."""
+
     def __init__(self, url, token=None, timeout=30.0):
         if not url:
-            raise LabelStudioError('Label Studio URL unknown: call /setup first or pass --ls-url')
+            raise LabelStudioError('Label Studio URL unknown: start the server with --ls-url')
+        if not is_http_url(url):
+            raise LabelStudioError(f'Label Studio URL must be http(s)://host[:port], not {str(url)[:100]!r}')
         self.url = url.rstrip('/') + '/'
         self.token = token
         self.timeout = timeout
@@ -45,7 +63,10 @@ class LabelStudioClient:
         with self._lock:
             if self._access is None or refresh:
                 r = self._session.post(
-                    urljoin(self.url, 'api/token/refresh'), json={'refresh': self.token}, timeout=self.timeout
+                    urljoin(self.url, 'api/token/refresh'),
+                    json={'refresh': self.token},
+                    timeout=self.timeout,
+                    allow_redirects=False,  # the body carries the token: never re-sent elsewhere
                 )
                 if r.status_code != 200:
                     raise LabelStudioError(f'personal access token refused by Label Studio ({r.status_code})')
@@ -53,12 +74,31 @@ class LabelStudioClient:
             return {'Authorization': f'Bearer {self._access}'}
 
     def get(self, path_or_url, **kwargs):
+        """GET with the token. A redirect within Label Studio is followed; one to another host is
+        returned as is (``is_redirect``), for the caller to fetch without the token if it may."""
         url = path_or_url if '://' in path_or_url else urljoin(self.url, path_or_url.lstrip('/'))
-        if not self.owns(url):
-            raise LabelStudioError(f'refusing to send the Label Studio token to {url}')
+        for _ in range(MAX_REDIRECTS + 1):
+            if not self.owns(url):
+                raise LabelStudioError(f'refusing to send the Label Studio token to {url}')
+            r = self._get_once(url, **kwargs)
+            if not r.is_redirect:
+                break
+            location = urljoin(url, r.headers.get('location', ''))
+            if not self.owns(location):
+                return r
+            url = location
+        else:
+            raise LabelStudioError(f'Label Studio redirected more than {MAX_REDIRECTS} times for {urlsplit(url).path}')
+        return self._checked(r, url)
+
+    def _get_once(self, url, **kwargs):
+        kwargs['allow_redirects'] = False  # every hop goes through owns() above
         r = self._session.get(url, headers=self._auth_header(), timeout=self.timeout, **kwargs)
         if r.status_code == 401 and _is_jwt(self.token):
             r = self._session.get(url, headers=self._auth_header(refresh=True), timeout=self.timeout, **kwargs)
+        return r
+
+    def _checked(self, r, url):
         if r.status_code == 401:
             raise LabelStudioError(
                 f'Label Studio refused the token (401) for {urlsplit(url).path}: enable legacy tokens for the '
@@ -72,4 +112,9 @@ class LabelStudioClient:
     def annotated_tasks(self, project_id):
         """Every task of the project with its annotations (Label Studio's JSON export)."""
         r = self.get(f'api/projects/{int(project_id)}/export', params={'exportType': 'JSON'})
-        return r.json()
+        if r.is_redirect:
+            raise LabelStudioError(f'Label Studio redirected the export to another host ({r.headers.get("location")})')
+        try:
+            return r.json()
+        except ValueError:
+            raise LabelStudioError('Label Studio export is not JSON') from None

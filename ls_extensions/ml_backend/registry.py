@@ -35,10 +35,21 @@ class ModelRegistry:
         self._lock = threading.RLock()
 
     # -- reading
+    def known(self):
+        """Names of the stored versions (directories holding a meta.json), oldest number first."""
+        return [m['version'] for m in self.versions()]
+
     def _meta(self, version):
+        """A stored version's metadata. ``version`` must be the name of one (never a path: ``../x``,
+        ``/abs``, NUL), so a request cannot make the server read or serve anything outside the registry."""
+        names = {d.name for d in self.versions_dir.iterdir() if d.is_dir()}
+        if not isinstance(version, str) or version not in names:
+            shown = repr(version)[:100]
+            known = ', '.join(self.known()) or 'none'
+            raise RegistryError(f'unknown model version {shown} (known versions: {known})')
         path = self.versions_dir / version / 'meta.json'
         if not path.is_file():
-            raise RegistryError(f'unknown model version {version!r}')
+            raise RegistryError(f'unknown model version {version!r} (known versions: {", ".join(self.known())})')
         return json.loads(path.read_text())
 
     def versions(self):

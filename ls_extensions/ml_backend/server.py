@@ -5,12 +5,18 @@ GET /training (progress, metrics, history), POST /job_status, POST /rollback.
 
 Start it with ``python manage.py serve_ml_backend ...`` or ``python -m ls_extensions.ml_backend.server ...``
 (same options).
+
+Trust boundary: request input is checked in ``http_input`` (4xx, never a handler's exception); the
+server listens beyond loopback only with credentials (``check_bind``); a Label Studio token goes only
+to the host the operator configured (``label_studio_for``); ``/rollback`` takes only stored versions.
 """
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import uuid
@@ -22,23 +28,54 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from ls_extensions.ml_backend.adapters import DEFAULT_ADAPTER
 from ls_extensions.ml_backend.adapters.base import AdapterError, load_adapter_class
+from ls_extensions.ml_backend.http_input import DEFAULT_MAX_BODY, Body, HttpError, read_body, tasks_of
 from ls_extensions.ml_backend.images import ImageError, ImageLoader
 from ls_extensions.ml_backend.labels import LabelConfigError, LabelMap, parse_label_config, rectangle_region
-from ls_extensions.ml_backend.ls_client import LabelStudioClient, LabelStudioError
+from ls_extensions.ml_backend.ls_client import LabelStudioClient, LabelStudioError, is_http_url
 from ls_extensions.ml_backend.registry import ModelRegistry, RegistryError
 from ls_extensions.ml_backend.training import Trainer
 
 logger = logging.getLogger('ls_extensions.ml_backend')
 
-MAX_BODY = 256 * 1024 * 1024
 ANNOTATION_EVENTS = {'ANNOTATION_CREATED', 'ANNOTATION_UPDATED', 'ANNOTATIONS_CREATED', 'ANNOTATIONS_DELETED'}
+READ_TIMEOUT = 30.0  # seconds a connection may stay silent mid-request before it is answered 408/dropped
+CREDENTIALS_ENV = 'LS_EXT_ML_BASIC_AUTH'
+TRUST_SETUP_ENV = 'LS_EXT_ML_TRUST_SETUP_HOSTNAME'
 
 
-class HttpError(Exception):
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class BindRefused(ValueError):
+    """Listening beyond loopback without credentials: anyone on the network could use the model."""
+
+
+def is_loopback(host):
+    """True when every address ``host`` names is a loopback address ('' and 0.0.0.0 mean every interface)."""
+    host = (host or '').strip().strip('[]')
+    if not host:
+        return False
+    if host.lower() == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split('%')[0]).is_loopback for a in addresses)
+
+
+def check_bind(host, basic_auth):
+    """Refuse (BindRefused, with the option to set) to listen beyond loopback without credentials."""
+    if basic_auth is not None and (':' not in basic_auth or not basic_auth.partition(':')[2]):
+        raise BindRefused(f'{CREDENTIALS_ENV} must be user:password (the Basic Authentication set on the backend)')
+    if basic_auth or is_loopback(host):
+        return
+    raise BindRefused(
+        f'refusing to listen on {host or "every interface"!r} (beyond loopback) without credentials: '
+        f'set {CREDENTIALS_ENV}=user:password and connect the model in Label Studio with the same '
+        '"Basic Authentication", or listen on loopback (--host 127.0.0.1)'
+    )
 
 
 def project_id_of(value):
@@ -71,6 +108,8 @@ class ModelServer:
         train_every=0,
         min_eval=10,
         basic_auth=None,
+        trust_setup_hostname=False,
+        max_body=DEFAULT_MAX_BODY,
     ):
         self.basic_auth = basic_auth  # 'user:password' as set on the backend in Label Studio, or None
         self.adapter_cls = load_adapter_class(adapter or DEFAULT_ADAPTER)
@@ -84,8 +123,10 @@ class ModelServer:
         self.score_threshold = float(score_threshold)
         self.batch_size = max(1, int(batch_size))
         self.allowed_hosts = allowed_hosts or ''
-        self.ls_url = ls_url
+        self.ls_url = ls_url or None
         self.ls_token = ls_token
+        self.trust_setup_hostname = bool(trust_setup_hostname)
+        self.max_body = int(max_body)
         self.train_every = int(train_every or 0)
         name = self.adapter_cls.name
         if self.config is not None:
@@ -157,16 +198,23 @@ class ModelServer:
         if not xml:
             raise LabelStudioError(f'project {project_id} is unknown: connect it in Label Studio (calls /setup) first')
         control = parse_label_config(xml)
-        client = self.client_for(project_id)
+        client = self.label_studio_for(project_id)
         return control, client, ImageLoader(client, self.allowed_hosts)
 
-    def client_for(self, project_id):
+    def label_studio_for(self, project_id):
+        """The one place that decides where Label Studio calls (images, annotations) go, with which token.
+
+        - ``--ls-url`` configured: there, with ``LABEL_STUDIO_API_KEY`` or else the token /setup handed over.
+        - else, only with ``--trust-setup-hostname``: the hostname of that project's /setup, with the token
+          of the same /setup body only (the configured key never goes to a host a request named).
+        - else: None; Label Studio paths fail with a message naming the options, nothing is sent.
+        """
         ctx = self.projects.get(project_id, {})
-        url = self.ls_url or ctx.get('hostname')
-        token = self.ls_token or ctx.get('access_token')
-        if not url:
-            return None
-        return LabelStudioClient(url, token)
+        if self.ls_url:
+            return LabelStudioClient(self.ls_url, self.ls_token or ctx.get('access_token'))
+        if self.trust_setup_hostname and ctx.get('hostname'):
+            return LabelStudioClient(ctx['hostname'], ctx.get('access_token'))
+        return None
 
     # -- protocol handlers
     def health(self, _body):
@@ -178,9 +226,13 @@ class ModelServer:
         }
 
     def setup(self, body):
-        project_id = project_id_of(body.get('project'))
+        project_id = project_id_of(body.object_or_id('project'))
+        schema = body.text('schema', 'label_config')
+        hostname, token = body.text('hostname'), body.text('access_token')
+        if hostname is not None and not is_http_url(hostname):
+            raise HttpError(400, f'"hostname" must be an http(s) URL, not {hostname[:100]!r}')
         try:
-            control = parse_label_config(body.get('schema') or body.get('label_config'))
+            control = parse_label_config(schema)
         except LabelConfigError as exc:
             raise HttpError(400, str(exc)) from None
         label_map = LabelMap(self.adapter.classes, control)
@@ -191,32 +243,31 @@ class ModelServer:
                 'name the labels after the classes or set predicted_values',
             )
         if project_id is not None:
-            self.projects[project_id] = {
-                'label_config': body.get('schema'),
-                'hostname': body.get('hostname'),
-                'access_token': body.get('access_token'),
-            }
+            self.projects[project_id] = {'label_config': schema, 'hostname': hostname, 'access_token': token}
         return {'model_version': self.version, 'labels': label_map.describe()}
 
     def predict(self, body):
-        tasks = body.get('tasks') or []
-        project_id = project_id_of(body.get('project'))
+        tasks = tasks_of(body, 'tasks')
+        project_id = project_id_of(body.object_or_id('project'))
         try:
             control = parse_label_config(
-                body.get('label_config') or self.projects.get(project_id, {}).get('label_config')
+                body.text('label_config') or self.projects.get(project_id, {}).get('label_config')
             )
         except LabelConfigError as exc:
             raise HttpError(400, str(exc)) from None
         with self._predict_lock:
             adapter, version = self.adapter, self.version
         label_map = LabelMap(adapter.classes, control)
-        loader = ImageLoader(self.client_for(project_id), self.allowed_hosts)
+        loader = ImageLoader(self.label_studio_for(project_id), self.allowed_hosts)
 
         def load(task):
             try:
-                return loader.load((task.get('data') or {}).get(control.value_key)), None
+                return loader.load(task.object('data').get(control.value_key)), None
             except ImageError as exc:
                 return None, str(exc)
+            except Exception as exc:  # noqa: BLE001 - one task's image never fails the whole request
+                logger.exception('reading the image of task %s failed', task.get('id'))
+                return None, f'cannot read the image: {exc.__class__.__name__}'
 
         loaded = list(self._pool.map(load, tasks))
         results = [None] * len(tasks)
@@ -272,25 +323,26 @@ class ModelServer:
         return {'result': regions, 'score': round(score, 4), 'model_version': version}
 
     def webhook(self, body):
-        action = body.get('action')
-        project_id = project_id_of(body.get('project'))
+        action = body.text('action')
+        project = body.object_or_id('project')
+        project_id = project_id_of(project)
+        label_config = project.text('label_config') if isinstance(project, Body) else None
         if action == 'START_TRAINING':
             if project_id is None:
                 raise HttpError(400, 'START_TRAINING without a project id')
-            label_config = (body.get('project') or {}).get('label_config')
             return self.trainer.request(project_id, 'START_TRAINING', label_config=label_config), 201
         if action in ANNOTATION_EVENTS:
             self._events[project_id] += 1
             if self.train_every and project_id is not None and self._events[project_id] % self.train_every == 0:
-                label_config = (body.get('project') or {}).get('label_config')
                 return self.trainer.request(project_id, f'{self.train_every} annotation events', label_config), 201
             return {'status': 'counted', 'events': self._events[project_id]}, 200
         return {'status': 'ignored', 'action': action}, 200
 
     def train(self, body):
         """Legacy ``/train``: the annotated tasks come in the request."""
-        project_id = project_id_of(body.get('project'))
-        return self.trainer.request(project_id, 'train', body.get('label_config'), tasks=body.get('annotations')), 201
+        tasks = tasks_of(body, 'annotations')
+        project_id = project_id_of(body.object_or_id('project'))
+        return self.trainer.request(project_id, 'train', body.text('label_config'), tasks=tasks), 201
 
     def versions(self, _body):
         return {
@@ -303,14 +355,17 @@ class ModelServer:
         return {**self.trainer.status(), 'model_version': self.version, 'metrics': self.current_meta.get('metrics')}
 
     def job_status(self, body):
-        job = self.trainer.find(str(body.get('job')))
+        job_id = body.scalar('job')
+        if job_id is None:
+            raise HttpError(400, '"job" is required (the id /train or /webhook answered)')
+        job = self.trainer.find(str(job_id))
         if job is None:
-            raise HttpError(404, f'unknown job {body.get("job")}')
+            raise HttpError(404, f'unknown job {str(job_id)[:100]!r}')
         return job
 
     def do_rollback(self, body):
         try:
-            meta = self.rollback(body.get('version'))
+            meta = self.rollback(body.text('version'))
         except RegistryError as exc:
             raise HttpError(400, str(exc)) from None
         return {'model_version': meta['version']}
@@ -348,18 +403,7 @@ class ModelServer:
             if handler is None:
                 known = {p for _, p in self.ROUTES}
                 raise HttpError(405 if path in known else 404, f'{method} {path} is not served here')
-            body = {}
-            if method == 'POST':
-                length = int(environ.get('CONTENT_LENGTH') or 0)
-                if length > MAX_BODY:
-                    raise HttpError(413, 'request too large')
-                raw = environ['wsgi.input'].read(length) if length else b''
-                try:
-                    body = json.loads(raw or b'{}')
-                except ValueError:
-                    raise HttpError(400, 'request body is not JSON') from None
-                if not isinstance(body, dict):
-                    raise HttpError(400, 'request body must be a JSON object')
+            body = read_body(environ, self.max_body)  # GET bodies too: a malformed request is a 4xx everywhere
             answer = getattr(self, handler)(body)
             status = 200
             if isinstance(answer, tuple):
@@ -367,7 +411,9 @@ class ModelServer:
         except HttpError as exc:
             logger.info('%s %s -> %s %s', method, path, exc.status, exc.message)
             return self._respond(start_response, exc.status, {'error': exc.message}, reason=exc.message)
-        except (LabelStudioError, AdapterError) as exc:
+        except LabelStudioError as exc:  # Label Studio itself failed or refused: a gateway error
+            return self._respond(start_response, 502, {'error': str(exc)}, reason=str(exc))
+        except AdapterError as exc:
             return self._respond(start_response, 500, {'error': str(exc)}, reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug answers 500, the server stays up
             logger.exception('%s %s failed', method, path)
@@ -407,10 +453,15 @@ class ModelServer:
             401: 'Unauthorized',
             404: 'Not Found',
             405: 'Method Not Allowed',
+            408: 'Request Timeout',
+            411: 'Length Required',
+            413: 'Content Too Large',
+            502: 'Bad Gateway',
         }
         phrase = phrases.get(status, 'Error')
-        if reason:
-            phrase = ' '.join(str(reason).split())[:300].encode('latin-1', 'replace').decode('latin-1')
+        if reason:  # printable latin-1 only: a request's text (a path with %00 or %0d) must not break the line
+            text = ''.join(c for c in ' '.join(str(reason).split()) if c.isprintable())[:300]
+            phrase = text.encode('latin-1', 'replace').decode('latin-1') or phrase
         data = json.dumps(payload, default=str).encode()
         start_response(f'{status} {phrase}', [('Content-Type', 'application/json'), ('Content-Length', str(len(data)))])
         return [data]
@@ -422,6 +473,8 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = READ_TIMEOUT  # a client that stops sending mid-body gets a 408, not a thread held forever
+
     def log_message(self, format, *args):  # noqa: A002
         logger.debug('%s - %s', self.address_string(), format % args)
 
@@ -439,7 +492,25 @@ def add_arguments(parser):
     parser.add_argument('--keep', type=int, default=3, help='trained versions kept on disk')
     parser.add_argument('--threads', type=int, default=int(os.environ.get('LS_EXT_ML_THREADS', '1')))
     parser.add_argument('--allowed-hosts', default=os.environ.get('LS_EXT_ML_IMAGE_HOSTS', ''))
-    parser.add_argument('--ls-url', default=os.environ.get('LABEL_STUDIO_URL'))
+    parser.add_argument(
+        '--ls-url',
+        default=os.environ.get('LABEL_STUDIO_URL') or os.environ.get('LABEL_STUDIO_HOST'),
+        help='the Label Studio the server reads images and annotations from, with its token '
+        '(default LABEL_STUDIO_URL, else LABEL_STUDIO_HOST)',
+    )
+    parser.add_argument(
+        '--trust-setup-hostname',
+        action='store_true',
+        default=os.environ.get(TRUST_SETUP_ENV, '').lower() in ('1', 'true', 'yes'),
+        help="without --ls-url: read from the hostname Label Studio sends in /setup, with that /setup's token "
+        f'({TRUST_SETUP_ENV}=1)',
+    )
+    parser.add_argument(
+        '--max-body-mb',
+        type=float,
+        default=float(os.environ.get('LS_EXT_ML_MAX_BODY_MB') or DEFAULT_MAX_BODY / 2**20),
+        help='largest request body accepted, in MiB (413 beyond; LS_EXT_ML_MAX_BODY_MB)',
+    )
     parser.add_argument('--train-every', type=int, default=0, help='train after N annotation events (0 = off)')
     parser.add_argument('--min-eval', type=int, default=10, help='annotated images needed for a held-out mAP')
     parser.add_argument('--option', action='append', default=[], help='adapter option key=value (repeatable)')
@@ -474,11 +545,18 @@ def build_server(options):
         options=adapter_options,
         train_every=o.get('train_every', 0),
         min_eval=o.get('min_eval', 10),
-        basic_auth=os.environ.get('LS_EXT_ML_BASIC_AUTH') or None,
+        basic_auth=credentials_from_env(),
+        trust_setup_hostname=o.get('trust_setup_hostname', False),
+        max_body=int((o.get('max_body_mb') or DEFAULT_MAX_BODY / 2**20) * 2**20),
     )
 
 
+def credentials_from_env():
+    return os.environ.get(CREDENTIALS_ENV) or None
+
+
 def serve(app, host, port, ready=None):
+    check_bind(host, app.basic_auth)
     httpd = make_server(host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
     logger.warning('ML backend %s serving %s on http://%s:%s', app.adapter_cls.__name__, app.version, host, port)
     if ready:
@@ -493,6 +571,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
+    try:
+        check_bind(args.host, credentials_from_env())  # before loading a model: fail in a second
+    except BindRefused as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=os.environ.get('LS_EXT_ML_LOG_LEVEL', 'INFO'), format='%(asctime)s %(levelname)s %(message)s'
     )

@@ -18,7 +18,7 @@ from collections import Counter, deque
 import numpy as np
 
 from ls_extensions.ml_backend.adapters.base import Sample
-from ls_extensions.ml_backend.images import ImageError
+from ls_extensions.ml_backend.images import NO_LABEL_STUDIO, ImageError
 from ls_extensions.ml_backend.labels import LabelMap
 from ls_extensions.ml_backend.ls_client import LabelStudioError
 from ls_extensions.ml_backend.metrics import mean_average_precision
@@ -52,11 +52,36 @@ def percent_box_to_pixels(value, width, height):
     )
 
 
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def box_value(region):
+    """``(label, value)`` of a well-formed rectangle region, else None (a string or NaN where a number
+    belongs, from a hand-written /train body or an odd import, is dropped and counted, never raised)."""
+    value = region.get('value')
+    if not isinstance(value, dict):
+        return None
+    if not all(_number(value.get(k)) for k in ('x', 'y', 'width', 'height')):
+        return None
+    if value.get('rotation') is not None and not _number(value['rotation']):
+        return None
+    names = value.get('rectanglelabels')
+    if not isinstance(names, list):
+        return None
+    return (names[0] if names and isinstance(names[0], str) else None), value
+
+
 def latest_annotation(task):
-    annotations = [a for a in task.get('annotations') or [] if not a.get('was_cancelled')]
+    annotations = [a for a in task.get('annotations') or [] if isinstance(a, dict) and not a.get('was_cancelled')]
     if not annotations:
         return None
-    return max(annotations, key=lambda a: (a.get('ground_truth', False), a.get('updated_at') or '', a.get('id') or 0))
+
+    def rank(a):
+        number = a.get('id') if _number(a.get('id')) else 0
+        return bool(a.get('ground_truth')), str(a.get('updated_at') or ''), number
+
+    return max(annotations, key=rank)
 
 
 def build_dataset(tasks, control, label_map, loader):
@@ -70,12 +95,14 @@ def build_dataset(tasks, control, label_map, loader):
         if annotation is None:
             stats['tasks_without_annotations'] += 1
             continue
+        result = annotation.get('result')
         regions = [
             r
-            for r in annotation.get('result') or []
-            if r.get('type') == 'rectanglelabels' and r.get('from_name') == control.from_name
+            for r in (result if isinstance(result, list) else [])
+            if isinstance(r, dict) and r.get('type') == 'rectanglelabels' and r.get('from_name') == control.from_name
         ]
-        url = (task.get('data') or {}).get(control.value_key)
+        data = task.get('data')
+        url = data.get(control.value_key) if isinstance(data, dict) else None
         try:
             image = loader.load(url)
         except ImageError as exc:
@@ -85,11 +112,14 @@ def build_dataset(tasks, control, label_map, loader):
         height, width = image.shape[:2]
         boxes, labels = [], []
         for region in regions:
-            value = region.get('value') or {}
-            names = value.get('rectanglelabels') or []
-            k = label_map.class_for(names[0]) if names else None
+            box = box_value(region)
+            if box is None:
+                stats['malformed_regions'] += 1
+                continue
+            name, value = box
+            k = label_map.class_for(name) if name is not None else None
             if k is None:
-                dropped_labels[names[0] if names else '<none>'] += 1
+                dropped_labels[name if name is not None else '<none>'] += 1
                 continue
             x1, y1, x2, y2 = percent_box_to_pixels(value, width, height)
             if x2 - x1 < 1 or y2 - y1 < 1:
@@ -234,10 +264,7 @@ class Trainer:
         if job._tasks is not None:
             tasks = job._tasks
         elif client is None:
-            raise LabelStudioError(
-                f'Label Studio URL unknown for project {job["project"]}: connect the model in the project settings '
-                '(which calls /setup) or start the server with --ls-url'
-            )
+            raise LabelStudioError(f'cannot read the annotations of project {job["project"]}: {NO_LABEL_STUDIO}')
         else:
             tasks = client.annotated_tasks(job['project'])
         adapter, base_meta = server.adapter, server.current_meta

@@ -7,6 +7,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ls_extensions.parsers import PARSER_CLASSES
 from ls_extensions.permissions import is_project_member
 from ls_extensions.retraining import services
 from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
@@ -30,6 +31,7 @@ def policy_of(project):
 
 class RetrainingPolicyAPI(APIView):
     permission_classes = [IsAuthenticated]
+    parser_classes = PARSER_CLASSES
 
     def get(self, request, pk):
         return Response(PolicySerializer(policy_of(project_for(request, pk))).data)

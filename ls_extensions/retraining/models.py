@@ -11,6 +11,10 @@ class RetrainingPolicy(models.Model):
     once when the counter crosses ``threshold`` (or by "Retrain now"), cleared when a run claims it.
     ``running`` is the one-run-per-project claim; a trigger that arrives meanwhile stays pending and
     starts exactly one follow-up run when the current one ends.
+
+    ``failed_attempts`` counts failed runs in a row, of any cause; past the budget (``max_retries()``
+    retries) the policy stops: ``stopped_reason`` says why, and nothing starts by itself until the user
+    acts (saves the policy, or "Retrain now").
     """
 
     project = models.OneToOneField('projects.Project', on_delete=models.CASCADE, related_name='ls_ext_retraining')
@@ -29,8 +33,12 @@ class RetrainingPolicy(models.Model):
     running = models.BooleanField(default=False)
     last_run_at = models.DateTimeField(null=True, blank=True)
     failed_attempts = models.PositiveIntegerField(
-        default=0, help_text='runs failed in a row for a transient cause (backend down); retried with back-off'
+        default=0, help_text='runs failed in a row (any cause); transient ones are retried with back-off'
     )
+    stopped_reason = models.TextField(
+        blank=True, default='', help_text='set when the failure budget is spent: no run starts by itself until cleared'
+    )
+    stopped_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
@@ -38,8 +46,12 @@ class RetrainingPolicy(models.Model):
 
 
 class TrainingRun(models.Model):
-    QUEUED, TRAINING, PREDICTING, SUCCEEDED, FAILED = 'queued', 'training', 'predicting', 'succeeded', 'failed'
-    STATUSES = [(s, s) for s in (QUEUED, TRAINING, PREDICTING, SUCCEEDED, FAILED)]
+    """One run: queued -> requesting (one delivery of the training step holds it and asks the backend to
+    train) -> training -> predicting -> succeeded | failed. A predict-only run skips training."""
+
+    QUEUED, REQUESTING, TRAINING = 'queued', 'requesting', 'training'
+    PREDICTING, SUCCEEDED, FAILED = 'predicting', 'succeeded', 'failed'
+    STATUSES = [(s, s) for s in (QUEUED, REQUESTING, TRAINING, PREDICTING, SUCCEEDED, FAILED)]
     FINISHED = (SUCCEEDED, FAILED)
 
     project = models.ForeignKey('projects.Project', on_delete=models.CASCADE, related_name='ls_ext_training_runs')
@@ -62,6 +74,9 @@ class TrainingRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text='last step taken; stale -> re-published')
+    requested_at = models.DateTimeField(
+        null=True, blank=True, help_text='when the training step was claimed (requesting): a lost request finds its job'
+    )
 
     class Meta:
         ordering = ['-id']

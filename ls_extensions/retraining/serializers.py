@@ -1,5 +1,7 @@
+from django.db import transaction
 from rest_framework import serializers
 
+from ls_extensions.retraining import services
 from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
 
 # kept by the counter and the runs, shown but never written through the API or the page
@@ -11,6 +13,8 @@ POLICY_STATE_FIELDS = [
     'running',
     'last_run_at',
     'failed_attempts',
+    'stopped_reason',
+    'stopped_at',
     'updated_at',
 ]
 
@@ -33,10 +37,17 @@ class PolicySerializer(serializers.ModelSerializer):
         extra_kwargs = {'threshold': {'min_value': 1}, 'batch_size': {'min_value': 1, 'max_value': 1000}}
 
     def update(self, instance, validated_data):
-        """Write the edited fields only: the counter and trigger state change under our feet (F() updates)."""
+        """Write the edited fields only: the counter and trigger state change under our feet (F() updates).
+
+        Saving is the user acting: a policy stopped by failures starts again (``services.resume``), in the
+        same transaction, so what the save publishes finds it resumed.
+        """
         for name, value in validated_data.items():
             setattr(instance, name, value)
-        instance.save(update_fields=[*validated_data, 'updated_at'])
+        with transaction.atomic():
+            instance.save(update_fields=[*validated_data, 'updated_at'])
+            services.resume(instance.project_id)
+        instance.refresh_from_db(fields=POLICY_STATE_FIELDS)
         return instance
 
     def validate_ml_backend(self, backend):

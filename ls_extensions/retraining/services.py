@@ -35,8 +35,11 @@ def retry_seconds(attempt):
 
 
 def max_retries():
-    """Connection errors retried within one run, and transiently failed runs retried in a row."""
+    """Connection errors retried within one run, and failed runs retried in a row before the policy stops."""
     return int(getattr(settings, 'LS_EXT_RETRAINING_MAX_RETRIES', 4))
+
+
+ACTIVE = {'enabled': True, 'stopped_reason': ''}  # a policy that may start runs by itself
 
 
 # --- enqueueing: never fails the caller ---------------------------------------------------------
@@ -114,23 +117,48 @@ def _count_change(project_id):
         )
         if not counted:
             return False
-        crossed = RetrainingPolicy.objects.filter(
-            project_id=project_id, enabled=True, pending=False, changes_since_run__gte=F('threshold')
-        ).update(pending=True, pending_since=timezone.now(), pending_reason='threshold', failed_attempts=0)
+        crossed = arm_threshold(project_id)
         if crossed:
             transaction.on_commit(lambda: enqueue_in_background('start_run', project_id, 'threshold'))
     return bool(crossed)
 
 
+def arm_threshold(project_id):
+    """Set the trigger pending if the counter has reached the threshold; a stopped policy counts but waits."""
+    return RetrainingPolicy.objects.filter(
+        project_id=project_id, **ACTIVE, pending=False, changes_since_run__gte=F('threshold')
+    ).update(pending=True, pending_since=timezone.now(), pending_reason='threshold')
+
+
 def trigger_now(project_id, trigger='manual'):
-    """ "Retrain now": a pending trigger (at most one follow-up if a run is going), published after commit."""
+    """ "Retrain now": a pending trigger (at most one follow-up if a run is going), published after commit.
+
+    The user acted: a stopped policy starts again with a fresh failure budget.
+    """
     with transaction.atomic():
         policy, _ = RetrainingPolicy.objects.get_or_create(project_id=project_id)
+        RetrainingPolicy.objects.filter(pk=policy.pk).update(failed_attempts=0, stopped_reason='', stopped_at=None)
         RetrainingPolicy.objects.filter(pk=policy.pk, pending=False).update(
-            pending=True, pending_since=timezone.now(), pending_reason=trigger, failed_attempts=0
+            pending=True, pending_since=timezone.now(), pending_reason=trigger
         )
         enqueue_on_commit('start_run', project_id, trigger)
     return RetrainingPolicy.objects.get(pk=policy.pk)
+
+
+def resume(project_id):
+    """The user saved a stopped policy: a fresh failure budget, and a counter past the threshold triggers.
+
+    A project that still follows its backend live is pre-annotated again by the policy's save receiver.
+    """
+    with transaction.atomic():
+        resumed = (
+            RetrainingPolicy.objects.filter(project_id=project_id)
+            .exclude(stopped_reason='')
+            .update(failed_attempts=0, stopped_reason='', stopped_at=None)
+        )
+        if resumed and arm_threshold(project_id):
+            enqueue_on_commit('start_run', project_id, 'threshold')
+    return bool(resumed)
 
 
 def disable_builtin_training(project_id):
@@ -198,7 +226,7 @@ def start_run(project_id, trigger='threshold'):
     """
 
     policy = RetrainingPolicy.objects.filter(project_id=project_id).select_related('ml_backend').first()
-    if policy is None or not policy.pending or policy.running or not policy.enabled:
+    if policy is None or not policy.pending or policy.running or not policy.enabled or policy.stopped_reason:
         return None
     now = timezone.now()
     wait = seconds_until_due(policy, now)
@@ -206,11 +234,13 @@ def start_run(project_id, trigger='threshold'):
         if wait <= 300:  # longer waits are left to the periodic sweep (no long-held ETA messages)
             enqueue('start_run', project_id, trigger, countdown=wait)
         return None
+    facts = run_facts(policy)  # before the claim: nothing slow while the policy row is locked
     with transaction.atomic():
         # the changes this run consumes are subtracted, not zeroed: a submit counted meanwhile stays counted
         changes = policy.changes_since_run
+        # the claim re-checks what was read: a policy switched off (or stopped) meanwhile starts nothing
         claimed = RetrainingPolicy.objects.filter(
-            pk=policy.pk, running=False, pending=True, changes_since_run__gte=changes
+            pk=policy.pk, **ACTIVE, running=False, pending=True, changes_since_run__gte=changes
         ).update(
             running=True,
             pending=False,
@@ -226,22 +256,30 @@ def start_run(project_id, trigger='threshold'):
             pending=True, pending_since=now, pending_reason='threshold'
         )
         # its cause is why the trigger became pending, not which message claimed it
-        run = record_run(policy, policy.pending_reason or trigger, now, changes=changes)
+        run = record_run(policy, policy.pending_reason or trigger, now, changes=changes, **facts)
     return begin_training(run.id)
 
 
-def record_run(policy, trigger, now, **fields):
-    """The ``queued`` run of a project just claimed (inside the claim's transaction)."""
+def run_facts(policy):
+    """The backend and the annotation count a run records, read before its claim.
+
+    Counting a large project's annotations takes a while; inside the claim's transaction it would hold
+    the policy row locked, and every annotation submit (its F() update of the counter) would wait.
+    """
     from tasks.models import Annotation
 
+    count = Annotation.objects.filter(project_id=policy.project_id, was_cancelled=False).count()
+    return {'ml_backend': backend_for(policy), 'annotations_used': count}
+
+
+def record_run(policy, trigger, now, **fields):
+    """The ``queued`` run of a project just claimed (inside the claim's transaction: one INSERT)."""
     return TrainingRun.objects.create(
         project_id=policy.project_id,
-        ml_backend=backend_for(policy),
         trigger=trigger,
         status=TrainingRun.QUEUED,
         started_at=now,
         heartbeat_at=now,
-        annotations_used=Annotation.objects.filter(project_id=policy.project_id, was_cancelled=False).count(),
         **fields,
     )
 
@@ -256,17 +294,17 @@ def predict_served_version(project_id, trigger='predictions of the served versio
     """
 
     policy = (
-        RetrainingPolicy.objects.filter(project_id=project_id, enabled=True)
-        .select_related('ml_backend', 'project')
-        .first()
+        RetrainingPolicy.objects.filter(project_id=project_id, **ACTIVE).select_related('ml_backend', 'project').first()
     )
     if policy is None or not follows_backend_live(policy.project):
         return None
+    facts = run_facts(policy)
     now = timezone.now()
     with transaction.atomic():
-        if not RetrainingPolicy.objects.filter(pk=policy.pk, running=False).update(running=True, last_run_at=now):
-            return None  # a run is going: it switches the project to a stored version anyway
-        run = record_run(policy, trigger, now, metrics={'predict_only': True})
+        claimed = RetrainingPolicy.objects.filter(pk=policy.pk, **ACTIVE, running=False)
+        if not claimed.update(running=True, last_run_at=now):
+            return None  # a run is going (it switches the project to a stored version anyway), or switched off
+        run = record_run(policy, trigger, now, metrics={'predict_only': True}, **facts)
     return begin_training(run.id)
 
 
@@ -281,44 +319,94 @@ def follows_backend_live(project):
 def begin_training(run_id):
     """Ask the backend to train (Label Studio's own ``MLBackend.train``: START_TRAINING), then poll.
 
-    A backend that cannot be reached is retried with back-off; one that answers with an error fails
-    the run. Training is requested before the run moves to ``training``: a worker lost in between
-    leaves the run ``queued`` and ``sweep`` asks again.
+    The step is claimed before any call (``claim_step``): of two deliveries at once, one asks the
+    backend. A backend that cannot be reached is retried with back-off (the run goes back to ``queued``);
+    one that answers with an error fails the run. A delivery lost while it held the claim (its worker
+    killed) is taken over once the claim's heartbeat goes stale: the training job Label Studio recorded
+    since the claim is adopted, else the backend is asked (again: only here can it train twice, when the
+    worker died between the backend's answer and Label Studio recording the job).
     """
-    from ml.models import MLBackendState, MLBackendTrainJob
+    from ml.models import MLBackendState
 
-    run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.QUEUED).select_related('ml_backend').first()
+    run = claim_step(run_id)
     if run is None:
         return None
-    beat(run.id, ahead=BACKEND_CALL_SECONDS)  # /setup and /train may take long: not "lost" meanwhile
     backend = run.ml_backend
     if backend is None:
         return fail(run, 'no ML backend is connected to the project')
+    predict_only = run.metrics.get('predict_only')
+    if run.taken_over and not predict_only:
+        job = train_job_since(backend, run.requested_at)
+        if job is not None:  # the lost delivery's request reached the backend: no second training
+            return training_started(run, job.job_id)
     try:
         version = backend.update_state()
         if backend.state == MLBackendState.DISCONNECTED:
-            return retry(run, 'begin_training', f'ML backend unreachable at {backend.url}')
+            return retry(unclaim(run), 'begin_training', f'ML backend unreachable at {backend.url}')
         if backend.state != MLBackendState.CONNECTED:
             return fail(run, f'ML backend not ready: {backend.error_message or backend.state}')
         run.version_before = version or backend.model_version or ''
-        if run.metrics.get('predict_only'):
+        if predict_only:
             return begin_predicting(run, run.version_before)
-        last_job_id = MLBackendTrainJob.objects.filter(ml_backend=backend).order_by('-id').values_list('id', flat=True)
-        last_job_id = last_job_id.first() or 0
+        TrainingRun.objects.filter(pk=run.pk).update(version_before=run.version_before)
         backend.train()
         if backend.state == MLBackendState.ERROR:
             if backend.healthcheck().is_error:
-                return retry(run, 'begin_training', f'ML backend went away: {backend.error_message}')
+                return retry(unclaim(run), 'begin_training', f'ML backend went away: {backend.error_message}')
             return fail(run, f'training request failed: {backend.error_message}')
-        job = MLBackendTrainJob.objects.filter(ml_backend=backend, id__gt=last_job_id).order_by('-id').first()
-        run.job_id = job.job_id if job else ''
+        job = train_job_since(backend, run.requested_at)
     except Exception as exc:  # noqa: BLE001 - recorded on the run
         logger.exception('training run %s could not start', run.id)
         return fail(run, f'{exc.__class__.__name__}: {exc}')
-    moved = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.QUEUED).update(
+    return training_started(run, job.job_id if job else '')
+
+
+def claim_step(run_id):
+    """The run, claimed by this delivery (``queued`` -> ``requesting`` in one conditional UPDATE), or None.
+
+    The claim stamps the heartbeat ahead of the slow calls to come: while it is ahead, the step is held
+    and another delivery does nothing. A ``requesting`` run whose heartbeat is no longer ahead was left
+    by a lost delivery (``sweep`` published the step again): this delivery takes it over
+    (``run.taken_over``). Compare-and-swap on status and heartbeat: one of two deliveries wins.
+    """
+    now = timezone.now()
+    statuses = (TrainingRun.QUEUED, TrainingRun.REQUESTING)
+    run = TrainingRun.objects.filter(pk=run_id, status__in=statuses).select_related('ml_backend').first()
+    if run is None:
+        return None
+    if run.status == TrainingRun.REQUESTING and run.heartbeat_at and run.heartbeat_at > now:
+        return None  # another delivery is asking the backend now
+    run.taken_over = run.status == TrainingRun.REQUESTING
+    run.requested_at = run.requested_at if run.taken_over and run.requested_at else now
+    claimed = TrainingRun.objects.filter(pk=run.pk, status=run.status, heartbeat_at=run.heartbeat_at).update(
+        status=TrainingRun.REQUESTING,
+        requested_at=run.requested_at,
+        heartbeat_at=now + timedelta(seconds=BACKEND_CALL_SECONDS),  # /setup and /train may take long
+    )
+    if not claimed:
+        return None
+    run.status = TrainingRun.REQUESTING
+    return run
+
+
+def unclaim(run):
+    """Back to ``queued`` (nothing was asked of the backend): the retried delivery claims it again."""
+    TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.REQUESTING).update(status=TrainingRun.QUEUED)
+    return run
+
+
+def train_job_since(backend, moment):
+    """The training job Label Studio recorded for ``backend`` since ``moment`` (``MLBackend.train`` does)."""
+    from ml.models import MLBackendTrainJob
+
+    return MLBackendTrainJob.objects.filter(ml_backend=backend, created_at__gte=moment).order_by('-id').first()
+
+
+def training_started(run, job_id):
+    """``requesting`` -> ``training``; the first poll after ``poll_seconds()``."""
+    moved = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.REQUESTING).update(
         status=TrainingRun.TRAINING,
-        version_before=run.version_before,
-        job_id=run.job_id,
+        job_id=job_id,
         heartbeat_at=timezone.now() + timedelta(seconds=poll_seconds()),
     )
     if moved:
@@ -331,7 +419,7 @@ def begin_predicting(run, version):
     if not version:
         return fail(run, 'the ML backend reports no model version')
     run.version_after = version
-    moved = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.QUEUED).update(
+    moved = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.REQUESTING).update(
         status=TrainingRun.PREDICTING,
         version_before=run.version_before,
         version_after=version,
@@ -527,13 +615,16 @@ def complete(run, from_status):
 def fail(run, error, transient=False):
     """Record the failure; the project's model version stays as it was.
 
-    A transient failure (backend unreachable, restarted and lost the job, training failed on the
-    backend) sets the trigger pending again, so the project converges once the backend is back:
-    ``max_retries()`` such runs in a row, each after a growing back-off counted from this failure, then
-    it waits for the next trigger. A failed predict-only run is not re-armed; ``sweep`` retries it
-    under the same budget and back-off.
+    Every failed run, of any cause, counts against the policy's budget (``failed_attempts``; a success
+    or the user resets it). A transient failure (backend unreachable, restarted and lost the job,
+    training failed on the backend) sets the trigger pending again, so the project converges once the
+    backend is back; a failed predict-only run is published again by ``sweep``; both after a back-off
+    counted from this failure. The failure after ``max_retries()`` retries stops the policy: its
+    ``stopped_reason`` is shown on the page and in the API, and nothing starts by itself until the user
+    saves the policy or presses "Retrain now".
     """
     logger.warning('training run %s of project %s failed: %s', run.id, run.project_id, error)
+    now = timezone.now()
     with transaction.atomic():
         finished = (
             TrainingRun.objects.filter(pk=run.pk)
@@ -549,15 +640,24 @@ def fail(run, error, transient=False):
         if not finished:
             return None
         policy = RetrainingPolicy.objects.get(project_id=run.project_id)
-        if transient and policy.enabled and policy.failed_attempts < max_retries():
-            retry_later = {'failed_attempts': F('failed_attempts') + 1, 'last_run_at': timezone.now()}
-            if not run.metrics.get('predict_only'):
-                retry_later.update(
-                    pending=True,
-                    pending_since=Coalesce(F('pending_since'), Value(timezone.now())),
-                    pending_reason=Coalesce(NullIf(F('pending_reason'), Value('')), Value('retry after a failed run')),
-                )
-            RetrainingPolicy.objects.filter(pk=policy.pk).update(**retry_later)
+        attempts = policy.failed_attempts + 1
+        after = {'failed_attempts': F('failed_attempts') + 1, 'last_run_at': now}
+        if attempts > max_retries():
+            logger.warning('retraining of project %s stopped after %s failed attempts', run.project_id, attempts)
+            after.update(
+                stopped_reason=f'stopped after {attempts} failed attempts: {error}',
+                stopped_at=now,
+                pending=False,
+                pending_since=None,
+                pending_reason='',
+            )
+        elif transient and policy.enabled and not run.metrics.get('predict_only'):
+            after.update(
+                pending=True,
+                pending_since=Coalesce(F('pending_since'), Value(now)),
+                pending_reason=Coalesce(NullIf(F('pending_reason'), Value('')), Value('retry after a failed run')),
+            )
+        RetrainingPolicy.objects.filter(pk=policy.pk).update(**after)
         release(run.project_id)
     run.refresh_from_db()
     return run
@@ -566,7 +666,12 @@ def fail(run, error, transient=False):
 def release(project_id):
     """End the project's claim; a trigger that came during the run starts its one follow-up."""
     RetrainingPolicy.objects.filter(project_id=project_id).update(running=False)
-    policy = RetrainingPolicy.objects.filter(project_id=project_id, pending=True).first()
+    publish_follow_up(project_id)
+
+
+def publish_follow_up(project_id):
+    """A pending trigger of a released project: published now, or for when it is due (up to 5 min)."""
+    policy = RetrainingPolicy.objects.filter(project_id=project_id, **ACTIVE, pending=True).first()
     if policy is not None:
         wait = seconds_until_due(policy)
         enqueue_on_commit('start_run', project_id, 'follow-up', countdown=wait if 0 < wait <= 300 else None)
@@ -590,6 +695,7 @@ MAX_RECOVERIES = 5  # a run whose step was published again this often fails (and
 
 STEP_OF_STATUS = {
     TrainingRun.QUEUED: 'begin_training',
+    TrainingRun.REQUESTING: 'begin_training',
     TrainingRun.TRAINING: 'poll_training',
     TrainingRun.PREDICTING: 'repredict_batch',
 }
@@ -601,20 +707,22 @@ def sweep(stale_after=None):
     Runs periodically (beat) and when a worker starts: re-publishes the step of every run whose
     heartbeat is older than ``stale_seconds()`` (the steps are idempotent), releases projects whose
     run has ended, and publishes every pending trigger that is due and has no run going (a trigger
-    whose publish failed while the broker was down is picked up here).
+    whose publish failed while the broker was down is picked up here). A stopped policy is left alone.
+    No row lock: the annotation counter's updates never wait on the sweep.
     """
     now = timezone.now()
     stale_after = stale_seconds() if stale_after is None else stale_after
     published = 0
-    for policy_id, project_id in RetrainingPolicy.objects.filter(running=True).values_list('id', 'project_id'):
-        with transaction.atomic():
-            # locked: a claim committing meanwhile is seen below, never released by mistake
-            if not RetrainingPolicy.objects.select_for_update().filter(pk=policy_id, running=True).exists():
-                continue
-            run = TrainingRun.objects.filter(project_id=project_id).order_by('-id').first()
-            if run is None or run.status in TrainingRun.FINISHED:
-                release(project_id)
-                continue
+    claims = RetrainingPolicy.objects.filter(running=True).values_list('id', 'project_id', 'last_run_at')
+    for policy_id, project_id, claimed_at in claims:
+        run = TrainingRun.objects.filter(project_id=project_id).order_by('-id').first()
+        if run is None or run.status in TrainingRun.FINISHED:
+            # compare-and-swap on the claim's time: a claim committed since the read is not released
+            with transaction.atomic():
+                released = RetrainingPolicy.objects.filter(pk=policy_id, running=True, last_run_at=claimed_at)
+                if released.update(running=False):
+                    publish_follow_up(project_id)
+            continue
         heartbeat = run.heartbeat_at or run.started_at or run.created_at
         if (now - heartbeat).total_seconds() <= stale_after:
             continue
@@ -627,12 +735,22 @@ def sweep(stale_after=None):
         ):
             logger.warning('training run %s: no step for %.0f s, publishing %s again', run.id, stale_after, run.status)
             published += enqueue(STEP_OF_STATUS[run.status], run.id)
-    for policy in RetrainingPolicy.objects.filter(pending=True, running=False, enabled=True):
+    for policy in RetrainingPolicy.objects.filter(**ACTIVE, pending=True, running=False):
         if seconds_until_due(policy, now) <= 0:
             published += enqueue('start_run', policy.project_id, 'sweep')
-    for policy in RetrainingPolicy.objects.filter(enabled=True, running=False).select_related('project'):
-        # a pre-annotation never published, or failed: retried under the same budget and back-off
-        due = seconds_until_due(policy, now) <= 0 and policy.failed_attempts < max_retries()
-        if due and follows_backend_live(policy.project):
+    for policy in RetrainingPolicy.objects.filter(**ACTIVE, running=False).select_related('project'):
+        # a pre-annotation never published, or failed: retried after the back-off, until the budget stops it
+        due = seconds_until_due(policy, now) <= 0 and follows_backend_live(policy.project)
+        if due and not pre_annotated(policy.project):
             published += enqueue('predict_served_version', policy.project_id)
     return published
+
+
+def pre_annotated(project):
+    """The last pre-annotation succeeded with the version the project uses now.
+
+    A backend titled like the version it serves leaves the project "following it live" after its
+    pre-annotation succeeded: without this, every sweep would start another one.
+    """
+    last = TrainingRun.objects.filter(project_id=project.id, metrics__predict_only=True).order_by('-id').first()
+    return last is not None and last.status == TrainingRun.SUCCEEDED and last.version_after == project.model_version

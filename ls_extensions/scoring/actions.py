@@ -2,8 +2,9 @@
 
 from rest_framework.exceptions import PermissionDenied
 
+from ls_extensions.ids import selection_refusal
 from ls_extensions.permissions import NOT_A_MEMBER, action_refusal, is_project_member
-from ls_extensions.scoring import measures, services, tasks
+from ls_extensions.scoring import jobs, measures, services
 
 INLINE_LIMIT = 1000  # a selection up to this many tasks is rescored in the request, more goes to a job
 
@@ -36,7 +37,7 @@ def _chosen_measure(request):
 
 def recompute_uncertainty(project, queryset, **kwargs):
     """Recompute the selected tasks' uncertainty; a new measure or a big selection runs in the background."""
-    refusal = action_refusal(project, kwargs)
+    refusal = action_refusal(project, kwargs) or selection_refusal(kwargs)  # the queryset is read below
     if refusal:
         return refusal
     measure = _chosen_measure(kwargs.get('request'))
@@ -51,7 +52,7 @@ def recompute_uncertainty(project, queryset, **kwargs):
     desired = services.desired_state(policy)
     ids = list(queryset.values_list('id', flat=True)[: INLINE_LIMIT + 1])
     if desired != (policy.active_version, policy.active_measure) or len(ids) > INLINE_LIMIT:
-        job = tasks.enqueue(project.id, reason='Data Manager action')
+        job = jobs.enqueue(project.id, reason='Data Manager action')
         return {'detail': f'Recomputing uncertainty for the project in the background (job {job.id})', 'job': job.id}
     tally = services.Tally()
     services.rescore_tasks(project.id, ids, tally)
@@ -68,8 +69,7 @@ def label_most_uncertain_first(project, queryset, **kwargs):
     refusal = action_refusal(project, kwargs)
     if refusal:
         return refusal
-    project.sampling = project.UNCERTAINTY
-    project.save(update_fields=['sampling'])
+    services.choose_stream(project, True)
     services.reconcile(project.id, 'uncertainty stream turned on')
     return {
         'detail': 'Label All Tasks now serves the most uncertain unlabeled task first; choose another '

@@ -8,8 +8,9 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ls_extensions.parsers import PARSER_CLASSES
 from ls_extensions.permissions import is_project_member
-from ls_extensions.scoring import measures, services, tasks
+from ls_extensions.scoring import jobs, measures, services
 from ls_extensions.scoring.models import KnownVersion, RecomputeJob, TaskUncertainty
 from ls_extensions.scoring.serializers import JobSerializer, PolicyUpdateSerializer
 
@@ -46,11 +47,12 @@ def policy_report(project):
         'active_version': policy.active_version,
         'active_measure': policy.active_measure,
         'desired_version': desired_version,
-        'up_to_date': (desired_version, desired_measure) == (policy.active_version, policy.active_measure),
+        'up_to_date': policy.complete
+        and (desired_version, desired_measure) == (policy.active_version, policy.active_measure),
         'versions': list(versions.values('version', 'first_seen_at', 'source')),
         'project_model_version': project.model_version,
         'project_model_version_is_backend_title': project.model_version in titles,
-        'stream': project.sampling == Project.UNCERTAINTY,
+        'stream': services.serves_stream(project, policy),
         'tasks': {key: value or 0 for key, value in rows.items()},
         'job': JobSerializer(job).data if job else None,
     }
@@ -60,6 +62,7 @@ class UncertaintyPolicyAPI(APIView):
     """GET the project's uncertainty policy and progress; PATCH measure, pinned version, stream."""
 
     permission_required = ViewClassPermission(GET=all_permissions.projects_view, PATCH=all_permissions.projects_change)
+    parser_classes = PARSER_CLASSES
 
     def get(self, request, pk):
         return Response(policy_report(project_for(request, pk)))
@@ -70,13 +73,12 @@ class UncertaintyPolicyAPI(APIView):
         serializer.is_valid(raise_exception=True)
         changes = serializer.validated_data
         policy = services.get_policy(project.id)
-        for name in ('measure', 'pinned_version'):
-            if name in changes:
-                setattr(policy, name, changes[name])
-        policy.save()
+        edited = [name for name in ('measure', 'pinned_version') if name in changes]
+        for name in edited:
+            setattr(policy, name, changes[name])
+        policy.save(update_fields=[*edited, 'updated_at'])
         if 'stream' in changes:
-            project.sampling = Project.UNCERTAINTY if changes['stream'] else Project.SEQUENCE
-            project.save(update_fields=['sampling'])
+            services.choose_stream(project, changes['stream'])
         services.reconcile(project.id, 'policy changed')
         return Response(policy_report(project))
 
@@ -88,6 +90,6 @@ class UncertaintyRecomputeAPI(APIView):
 
     def post(self, request, pk):
         project = project_for(request, pk)
-        job = tasks.enqueue(project.id, reason='API request')
+        job = jobs.enqueue(project.id, reason='API request')
         job.refresh_from_db()  # an inline runner has finished it already
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -24,7 +24,7 @@ MODEL_VERSION = 'uncertainty_model_version'
 TASK_PAGE_PATH = '/api/tasks'
 BASE_COLUMNS_TTL = 10.0  # seconds a page of tasks may reuse Label Studio's column list (see base_columns)
 _base_columns = {}
-CATCH_UP_EVERY = 10.0  # seconds between two freshness checks (tasks.keep_fresh) per project
+CATCH_UP_EVERY = 10.0  # seconds between two freshness checks (jobs.keep_fresh) per project
 _checked = {}
 
 
@@ -96,12 +96,12 @@ def get_all_columns(project, *args, **kwargs):
 
 
 def _keep_fresh_now_and_then(project_id):
-    from ls_extensions.scoring import tasks
+    from ls_extensions.scoring import jobs
 
     now = time.monotonic()
     if now - _checked.get(project_id, -CATCH_UP_EVERY) >= CATCH_UP_EVERY:
         _checked[project_id] = now
-        tasks.keep_fresh(project_id)
+        jobs.keep_fresh(project_id)
 
 
 def stored(field):

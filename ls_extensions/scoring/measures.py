@@ -14,6 +14,9 @@ from dataclasses import dataclass
 EMPTY_VALUE = 0.0
 """Value of a prediction with no regions under a region measure (see README: "Predictions without regions")."""
 
+TASK_SCORE = 'task score (no region scores)'
+"""``Outcome.reason`` of a region measure's value taken from the task-level score."""
+
 NOT_REGIONS = frozenset({'relation'})
 """Result item types that are links between regions, not regions."""
 
@@ -43,11 +46,13 @@ class Outcome:
 class _Tally:
     clamped: int = 0
     ignored: int = 0
+    missing: int = 0  # of the ignored: absent (None), which the task-level score may stand in for
 
     def number(self, raw):
         """A score as a float in [0, 1], or None when it cannot be one (counted either way)."""
         if raw is None or isinstance(raw, bool):
             self.ignored += 1
+            self.missing += raw is None
             return None
         if isinstance(raw, str):
             try:
@@ -134,21 +139,35 @@ def _task_score(result, score):
 
 
 def _over_regions(per_region: Callable, combine: Callable):
-    """Build a region measure: ``per_region`` gives each region's number, ``combine`` the task's value."""
+    """Build a region measure: ``per_region`` gives each region's number, ``combine`` the task's value.
+
+    Without any valid region score the task-level score stands in, read as the score of one region:
+    Label Studio's documented prediction is ``{"result": [...], "score": 0.3}`` with no score on the
+    regions. Without a usable task score either, an empty result is :data:`EMPTY_VALUE` and anything
+    else has no value.
+    """
+
+    def fallback(score, tally, regions, why):
+        # an absent task score is normal (it is optional) and not counted; a present, unusable one is
+        number = None if score is None else per_region(Region((score,)), tally)
+        if number is not None:  # region scores absent in favour of the task's are not "ignored"
+            value = min(1.0, max(0.0, combine([number])))
+            return Outcome(value, regions, 1, tally.clamped, tally.ignored - tally.missing, TASK_SCORE)
+        if why == 'no regions':
+            return Outcome(EMPTY_VALUE, 0, 0, tally.clamped, tally.ignored, why)
+        return Outcome(None, regions, 0, tally.clamped, tally.ignored, why)
 
     def measure(result, score):
         grouped = regions_of(result)
         if grouped is None:
-            return Outcome(None, ignored=1, reason='result is not a list')
+            return fallback(score, _Tally(ignored=1), 0, 'result is not a list')
         regions, malformed = grouped
-        if not regions:
-            if malformed:
-                return Outcome(None, ignored=malformed, reason='no well-formed regions')
-            return Outcome(EMPTY_VALUE, reason='no regions')
         tally = _Tally(ignored=malformed)
+        if not regions:
+            return fallback(score, tally, 0, 'no well-formed regions' if malformed else 'no regions')
         numbers = [n for n in (per_region(r, tally) for r in regions) if n is not None]
         if not numbers:
-            return Outcome(None, len(regions), 0, tally.clamped, tally.ignored, 'no valid region scores')
+            return fallback(score, tally, len(regions), 'no valid region scores')
         value = min(1.0, max(0.0, combine(numbers)))
         return Outcome(value, len(regions), len(numbers), tally.clamped, tally.ignored)
 

@@ -65,8 +65,21 @@ class ScoringPolicy(models.Model):
     active_version = models.TextField(null=True, blank=True, help_text='The model version the stored rows come from')
     active_measure = models.CharField(max_length=32, null=True, blank=True, help_text='The measure of stored rows')
     generation = models.PositiveIntegerField(default=0, help_text='Bumped whenever the stored rows are invalidated')
+    scored_generation = models.PositiveIntegerField(
+        default=0, help_text='The generation whose recompute finished; behind ``generation``: rows are incomplete'
+    )
     prediction_watermark = models.BigIntegerField(default=0, help_text='Every prediction id up to this is scored')
+    stream = models.BooleanField(
+        default=False,
+        help_text='The project chose our stream: with "Uncertainty sampling", Label All Tasks serves by stored '
+        "uncertainty; otherwise Label Studio's own uncertainty sampling",
+    )
     updated_at = models.DateTimeField(auto_now=True)
+
+    @property
+    def complete(self):
+        """The stored rows hold every prediction of the active version (no recompute left unfinished)."""
+        return self.scored_generation == self.generation
 
 
 class KnownVersion(models.Model):
@@ -104,6 +117,7 @@ class RecomputeJob(models.Model):
     error = models.TextField(default='', blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True)
+    heartbeat_at = models.DateTimeField(null=True, help_text='Last sign of life of a running job (each batch)')
     finished_at = models.DateTimeField(null=True)
 
     @property

@@ -3,10 +3,12 @@
 THE ONE PATCH of this app. Label Studio has no hook for the order of the next task, but when a
 project's ``sampling`` is "Uncertainty sampling" its ``get_task_from_qs_with_sampling`` calls the
 module-level ``_try_uncertainty_sampling`` (looked up at call time). :func:`install` replaces that
-one function with :func:`most_uncertain_first`; everything around it stays Label Studio's: assigned
-tasks, the user's own lock, ground truth, breadth-first overlap, postponed and skipped queues, and
-the lock set on the task it returns. ``tests/scoring/test_next_task.py`` fails if the call site or
-the signatures change.
+one function with :func:`most_uncertain_first`, which hands every project that did not choose our
+stream (``ScoringPolicy.stream``, set by the action or the API) straight to Label Studio's own
+function: their "Uncertainty sampling" stays Label Studio's. For the others everything around it
+stays Label Studio's too: assigned tasks, the user's own lock, ground truth, breadth-first overlap,
+postponed and skipped queues, and the lock set on the task it returns.
+``tests/scoring/test_next_task.py`` fails if the call site or the signatures change.
 
 Order: tasks with a stored value, most uncertain first (ties by id), then the rest by id (the
 sequential order). Each candidate window goes through Label Studio's own ``_get_first_unlocked``
@@ -16,7 +18,7 @@ different tasks.
 
 import inspect
 
-from ls_extensions.scoring import ranking
+from ls_extensions.scoring import ranking, services
 
 WINDOW = 50
 PATCHED_NAME = '_try_uncertainty_sampling'
@@ -54,6 +56,8 @@ def first_unlocked(queryset, user):
 
 def most_uncertain_first(tasks, project, user_solved_tasks_array, user, prepared_tasks):
     """Replacement for Label Studio's ``_try_uncertainty_sampling`` (same signature)."""
+    if not services.serves_stream(project):
+        return original(tasks, project, user_solved_tasks_array, user, prepared_tasks)
     for queryset in stream_order(tasks):
         task = first_unlocked(queryset, user)
         if task is not None:

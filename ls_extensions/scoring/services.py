@@ -28,9 +28,9 @@ def version_of(raw):
 
 
 def _after_commit(fn):
-    from ls_extensions.scoring import tasks
+    from ls_extensions.scoring import jobs
 
-    tasks.after_commit(fn)
+    jobs.after_commit(fn)
 
 
 # --- the policy and its lock ---------------------------------------------------------------------
@@ -89,6 +89,36 @@ def lock_policy(project_id, exclusive=False):
     raise ScoringPolicy.DoesNotExist(project_id)
 
 
+# --- the uncertainty stream: an explicit, stored choice ------------------------------------------
+
+
+def choose_stream(project, on):
+    """Store the project's choice: on, "Label All Tasks" serves by our stored uncertainty (sampling becomes
+    "Uncertainty sampling"); off, a project on "Uncertainty sampling" goes back to sequential order."""
+    with transaction.atomic():
+        get_policy(project.id)
+        ScoringPolicy.objects.filter(project_id=project.id).update(stream=on, updated_at=timezone.now())
+        if on or project.sampling == project.UNCERTAINTY:
+            project.sampling = project.UNCERTAINTY if on else project.SEQUENCE
+            project.save(update_fields=['sampling'])
+
+
+def serves_stream(project, policy=None):
+    """Our stream serves this project's next tasks: it chose ours and its sampling is "Uncertainty sampling"."""
+    if project.sampling != project.UNCERTAINTY:
+        return False
+    if policy is not None:
+        return policy.stream
+    return ScoringPolicy.objects.filter(project_id=project.id, stream=True).exists()
+
+
+def sampling_changed(project):
+    """Any sampling but "Uncertainty sampling" chosen in Label Studio's settings ends our stream's choice,
+    so choosing "Uncertainty sampling" there later means Label Studio's own."""
+    if project.sampling != project.UNCERTAINTY:
+        ScoringPolicy.objects.filter(project_id=project.id, stream=True).update(stream=False)
+
+
 # --- which model version is current ---------------------------------------------------------------
 
 
@@ -128,11 +158,11 @@ def remember_version(project_id, version, seen_at, source=KnownVersion.PREDICTIO
 
 def reconcile(project_id, reason):
     """Queue a recompute when the stored rows do not hold the desired version and measure."""
-    from ls_extensions.scoring import tasks
+    from ls_extensions.scoring import jobs
 
     policy = get_policy(project_id)
     if desired_state(policy) != (policy.active_version, policy.active_measure):
-        return tasks.enqueue(project_id, reason=reason)
+        return jobs.enqueue(project_id, reason=reason)
     return None
 
 

@@ -1,11 +1,13 @@
-"""Receivers that keep stored scores in step with Label Studio's predictions and ML backends.
+"""Receivers that keep stored scores in step with Label Studio's predictions and ML backends, and the
+stream's choice in step with the project's sampling.
 
-Bulk inserts send no signals; ``tasks.keep_fresh`` catches them up when the Data Manager loads (see README).
+Bulk inserts send no signals; ``jobs.keep_fresh`` catches them up (Data Manager loads, the sweep; see README).
 """
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from ml.models import MLBackend
+from projects.models import Project
 from tasks.models import Prediction
 
 from ls_extensions.scoring import services
@@ -24,3 +26,9 @@ def prediction_deleted(sender, instance, **kwargs):
 @receiver(post_save, sender=MLBackend, dispatch_uid='ls_ext_scoring_backend_saved')
 def backend_saved(sender, instance, **kwargs):
     services.backend_changed(instance)
+
+
+@receiver(post_save, sender=Project, dispatch_uid='ls_ext_scoring_project_saved')
+def project_saved(sender, instance, update_fields=None, **kwargs):
+    if update_fields is None or 'sampling' in update_fields:
+        services.sampling_changed(instance)

@@ -8,7 +8,9 @@ The engine (`interpolation.py`, `formats/`) takes plain data; this module gather
   (`resolve_video`), probed for its real frame count and pixel size (`frames.probe`), and its frames
   read for image formats (`FrameReader`: UI frame f is decoded frame f - 1);
 - keyframe sequences validated up front: a malformed one is skipped with a per-task warning, so the
-  number of warnings is known before the first byte is written (`X-Export-Warnings`).
+  number of warnings is known before the first byte is written (`X-Export-Warnings`); a task whose video
+  URL no file can have (NUL or control characters) is skipped whole, with its reason;
+- frame counts bounded by `LS_EXT_VIDEO_MAX_FRAMES` (`limits.py`): beyond it, a 422 before writing.
 
 `stream_export` turns a writer's `write(out, export)` into an iterator of byte chunks through a bounded
 queue, so an HTTP response streams while memory stays flat.
@@ -32,7 +34,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.conf import settings
 
-from .formats import Exporter, MissingVideoInfo, Track, VideoExport, VideoTrackSet, list_exporters
+from . import limits
+from .formats import Exporter, MissingVideoInfo, SkippedTask, Track, VideoExport, VideoTrackSet, list_exporters
 from .frames import encode_jpeg, iter_frames, probe
 from .interpolation import ExpansionPlan, MalformedSequence
 
@@ -40,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_PREFIX = 'VIDEO_'  # our names in Label Studio's export format list: VIDEO_MOT, VIDEO_YOLO_OBB, ...
 BATCH = 500  # tasks per database round trip
+ID_CHUNK = 900  # task ids per `IN (...)`: SQLite allows 32766 variables per statement (999 before 3.32)
 DEFAULT_FRAMERATE = 24.0  # the UI's default for <Video frameRate>
 OPTIONAL_IMAGES = {'MOT'}  # formats that write frame images when given them; YOLO/YOLO-OBB always need them
 
@@ -74,6 +78,16 @@ class MissingVideo(VideoExportError):
 
 class MissingPixelSize(VideoExportError):
     status = 422
+
+
+class TooManyFrames(VideoExportError):
+    """A video whose frame count is beyond `LS_EXT_VIDEO_MAX_FRAMES`; names the tasks and the setting."""
+
+    status = 422
+
+
+class MalformedVideoUrl(ValueError):
+    """A task's video URL that no file can have: the task is skipped with this reason."""
 
 
 # ---------------------------------------------------------------- formats
@@ -232,6 +246,17 @@ def _strip_own_host(url: str) -> str:
     return url
 
 
+def _url_problem(url: str) -> str | None:
+    """Why no file can have this URL (too long, NUL or control characters, raw or %-encoded), or None."""
+    if len(url) > limits.MAX_URL_CHARS:
+        return f'it is longer than {limits.MAX_URL_CHARS} characters'
+    for text in (url, unquote(url)):
+        bad = next((char for char in text if ord(char) < 32 or ord(char) == 127), None)
+        if bad is not None:
+            return f'it contains the control character {bad!r}'
+    return None
+
+
 def resolve_video(project, url) -> Path | None:
     """The local file behind a task's video URL, or None when it is not one this project may read.
 
@@ -239,18 +264,26 @@ def resolve_video(project, url) -> Path | None:
     MEDIA_ROOT/UPLOAD_DIR. `/data/local-files/?d=<path>`: a file under LOCAL_FILES_DOCUMENT_ROOT inside
     a local files storage of this project. Paths are resolved (symlinks too) before the containment
     checks, so `..` and links cannot leave the roots. Any other URL (cloud storage, web) -> None.
+    A URL that no file can have (NUL byte, control characters, over-long) raises `MalformedVideoUrl`
+    before it reaches the file system or the database (PostgreSQL refuses NUL in strings).
     """
     if not isinstance(url, str) or not url:
         return None
     url = _strip_own_host(url.strip())
+    problem = _url_problem(url)
+    if problem is not None:
+        raise MalformedVideoUrl(f'its video URL is malformed: {problem}')
     parts = urlsplit(url)
     if parts.scheme or parts.netloc:
         return None
-    if parts.path.startswith('/data/upload/'):
-        return _upload_path(project, unquote(parts.path[len('/data/upload/') :]))
-    if parts.path.rstrip('/') == '/data/local-files':
-        relative = parse_qs(parts.query).get('d', [''])[0]
-        return _local_file_path(project, relative)
+    try:
+        if parts.path.startswith('/data/upload/'):
+            return _upload_path(project, unquote(parts.path[len('/data/upload/') :]))
+        if parts.path.rstrip('/') == '/data/local-files':
+            relative = parse_qs(parts.query).get('d', [''])[0]
+            return _local_file_path(project, relative)
+    except (OSError, ValueError) as error:  # e.g. a path component longer than NAME_MAX
+        raise MalformedVideoUrl(f'its video URL cannot name a file ({type(error).__name__}: {error})') from error
     return None
 
 
@@ -387,12 +420,7 @@ def iter_project_tasks(project, options: ExportOptions) -> Iterator[dict]:
     """
     from tasks.models import Annotation, Task
 
-    tasks = Task.objects.filter(project=project)
-    if options.task_ids is not None:
-        tasks = tasks.filter(id__in=options.task_ids)
-    if options.only_annotated:
-        tasks = tasks.filter(annotations__isnull=False).distinct()
-    ids = list(tasks.order_by('id').values_list('id', flat=True))
+    ids = _task_ids(project, options)
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         if needs_task_json(options.exporter):
@@ -412,6 +440,23 @@ def iter_project_tasks(project, options: ExportOptions) -> Iterator[dict]:
                 annotations.append({'id': row[1], 'result': row[2]})
                 row = next(rows, None)
             yield {'id': task_id, 'data': data.get(task_id), 'annotations': annotations}
+
+
+def _task_ids(project, options: ExportOptions) -> list[int]:
+    """The ids of the tasks to export, ascending; asked-for ids are looked up `ID_CHUNK` at a time."""
+    from tasks.models import Task
+
+    tasks = Task.objects.filter(project=project)
+    if options.only_annotated:
+        tasks = tasks.filter(annotations__isnull=False).distinct()
+    if options.task_ids is None:
+        return list(tasks.order_by('id').values_list('id', flat=True))
+    wanted = sorted(set(options.task_ids))
+    ids: list[int] = []
+    for start in range(0, len(wanted), ID_CHUNK):
+        chunk = wanted[start : start + ID_CHUNK]
+        ids += tasks.filter(id__in=chunk).order_by('id').values_list('id', flat=True)
+    return ids
 
 
 def _serialized_tasks(ids: list[int]) -> list[dict]:
@@ -511,9 +556,10 @@ def _collect_tracks(task: dict, config: VideoTrackingConfig, label_ids: dict, op
 def build_export(project, tasks: Iterable[dict], options: ExportOptions) -> VideoExport:
     """The `VideoExport` for these task dicts: labels, tracks, frame counts, sizes, frame readers.
 
-    Raises `NoVideoTracking`, `MissingVideo` (image formats: a task's video cannot be read) and
-    `MissingPixelSize` (pixel formats: a task's size is neither in its video nor in the options),
-    before anything is written.
+    Raises `NoVideoTracking`, `MissingVideo` (image formats: a task's video cannot be read),
+    `MissingPixelSize` (pixel formats: a task's size is neither in its video nor in the options) and
+    `TooManyFrames` (a frame count beyond `LS_EXT_VIDEO_MAX_FRAMES`), before anything is written. A task
+    whose video URL is malformed is left out and listed in `VideoExport.skipped`.
     """
     config = video_tracking_config(project)
     wanted = options.labels
@@ -521,13 +567,32 @@ def build_export(project, tasks: Iterable[dict], options: ExportOptions) -> Vide
     if wanted is not None:
         for label in wanted:  # labels asked for that the config lacks still get a class (results may use them)
             label_ids.setdefault(label, len(label_ids))
-    track_sets, unreadable = [], []
+    track_sets, unreadable, skipped, too_long = [], [], [], []
+    most = limits.max_frames()
     for task in tasks:
         found = _collect_tracks(task, config, label_ids, options)
-        track_set = _track_set(project, config, found, options)
+        try:
+            track_set = _track_set(project, config, found, options)
+        except MalformedVideoUrl as error:
+            video = (task.get('data') or {}).get(config.video_key) if isinstance(task.get('data'), dict) else None
+            skipped.append(SkippedTask(task.get('id'), video if isinstance(video, str) else '', str(error)))
+            continue
+        if track_set.frame_count > most:
+            too_long.append(track_set)
         if wants_images(options) and track_set.frame_images is None:
             unreadable.append(track_set)
         track_sets.append(track_set)
+    if too_long:
+        raise TooManyFrames(
+            f'{len(too_long)} task(s) would export more than {limits.MAX_FRAMES_SETTING} = {most} frames: '
+            + '; '.join(
+                f'task {ts.task_id}: {ts.frame_count} frames (from {ts.frame_count_source})' for ts in too_long[:20]
+            )
+            + f'. Fix the annotation (framesCount, keyframe frames), leave the task out (ids=), or raise '
+            f'{limits.MAX_FRAMES_SETTING} in the server settings',
+            task_ids=[ts.task_id for ts in too_long],
+            max_frames=most,
+        )
     if unreadable:
         raise MissingVideo(
             f'{options.exporter.name} with frame images needs the video files, and these could not be read: '
@@ -535,7 +600,7 @@ def build_export(project, tasks: Iterable[dict], options: ExportOptions) -> Vide
             + (f'; and {len(unreadable) - 20} more' if len(unreadable) > 20 else ''),
             task_ids=[ts.task_id for ts in unreadable],
         )
-    export = VideoExport(list(label_ids), track_sets, frame_stride=options.frame_stride)
+    export = VideoExport(list(label_ids), track_sets, frame_stride=options.frame_stride, skipped=skipped)
     check_pixel_size(options.exporter, export)
     return export
 
@@ -606,8 +671,9 @@ def check_pixel_size(exporter: Exporter, export: VideoExport) -> None:
 
 
 def warnings_of(export: VideoExport) -> list[str]:
-    """The per-task warnings known before writing (malformed or unlabeled tracks, frame count notes)."""
-    return [f'task {ts.task_id}: {message}' for ts in export.track_sets for message in ts.warnings]
+    """The per-task warnings known before writing (malformed or unlabeled tracks, frame count notes, skipped tasks)."""
+    warnings = [f'task {ts.task_id}: {message}' for ts in export.track_sets for message in ts.warnings]
+    return warnings + [f'task {task.task_id} skipped: {task.reason}' for task in export.skipped]
 
 
 # ---------------------------------------------------------------- streaming
@@ -731,7 +797,9 @@ __all__ = [
     'FrameReader',
     'MissingPixelSize',
     'MissingVideo',
+    'MalformedVideoUrl',
     'NoVideoTracking',
+    'TooManyFrames',
     'UnknownFormat',
     'VideoExportError',
     'build_export',

@@ -20,7 +20,7 @@ if Label Studio moves these URLs, renames the views, or the dialog stops reading
 `DataExport.get_export_formats` and its download view (community edition) converts again through
 `Export.convert_file`; both would refuse our names, hence the two snapshot routes (the `EXPORT_MIXIN`
 setting is not needed). A conversion is stored as a regular `ConvertedFormat`, so the snapshot list
-shows it. The convert route also checks, for every format, that the snapshot is in the URL's project
+shows it; it runs in a Celery worker and is restarted if its worker dies (`conversions.py`). The convert route also checks, for every format, that the snapshot is in the URL's project
 and the user's organization: Label Studio's view looks snapshots up among all of them.
 drf-spectacular documents a path by its first view, so ours carry Label Studio's documentation
 (`documented_like`).
@@ -30,33 +30,25 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
-import traceback
 
-import ijson
-from core.redis import start_job_async_or_sync
 from data_export.api import ExportAPI, ExportConvertAPI, ExportDownloadAPI, ExportFormatsListAPI
 from data_export.models import ConvertedFormat, Export
-from django.conf import settings
-from django.core.files import File
-from django.db import transaction
 from django.http import FileResponse
-from django.utils import timezone
+from label_studio_sdk.converter.converter import Format
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from ..ids import fits
+from ..parsers import PARSER_CLASSES
+from . import conversions
 from .api import CONTENT_TYPES, error_response, video_export_response
 from .export import (
     FORMAT_PREFIX,
-    ExportOptions,
     NoVideoTracking,
     VideoExportError,
-    build_export,
     chosen_formats,
-    export_file_name,
     require_format,
     video_tracking_config,
-    write_export_file,
 )
 from .serializers import VideoFrameOptionsSerializer, VideoSnapshotConvertSerializer, query_data
 
@@ -115,6 +107,14 @@ def with_video_formats(formats: list[dict]) -> list[dict]:
     return enabled + video_formats() + [f for f in formats if f.get('disabled')]
 
 
+def refuse_unknown_label_studio_format(export_type: str | None) -> None:
+    """Label Studio's export and download views convert with any format name they are given and fail on an
+    unknown one (the SDK converter's ValueError, a 500): a 400 naming its formats instead."""
+    if export_type is not None and export_type not in Format.__members__:
+        known = ', '.join(Format.__members__)
+        raise ValidationError({'exportType': [f'unknown export format {export_type[:100]!r}; formats: {known}']})
+
+
 class VideoExportFormatsListAPI(ExportFormatsListAPI):
     @documented_like(ExportFormatsListAPI.get)
     def get(self, request, *args, **kwargs):
@@ -131,6 +131,9 @@ class VideoExportAPI(ExportAPI):
     def get(self, request, *args, **kwargs):
         export_type = request.GET.get('exportType') or request.GET.get('export_type')
         if not claims(export_type):
+            if export_type and export_type.strip():  # Label Studio's serializer strips it and refuses a blank one
+                self.get_object()  # a stranger's 404 first
+                refuse_unknown_label_studio_format(export_type.strip())
             return super().get(request, *args, **kwargs)
         project = self.get_object()
         try:
@@ -145,18 +148,24 @@ class VideoExportAPI(ExportAPI):
 class VideoExportConvertAPI(ExportConvertAPI):
     """`POST exports/<pk>/convert {"export_type": "VIDEO_MOT", ...}`: our formats from the snapshot's JSON.
 
+    The request is checked here (format, video tracking, options, snapshot state: 400s); the conversion
+    itself runs in a Celery worker (`conversions.py`), its outcome in the snapshot list like Label Studio's.
     For every format, the snapshot must belong to the project in the URL, in the user's organization:
     Label Studio's view looks snapshots up among all (its community edition has one organization).
     """
 
+    parser_classes = PARSER_CLASSES
+
     def get_queryset(self):
-        return Export.objects.filter(
-            project_id=self.kwargs.get('pk'), project__organization=self.request.user.active_organization
-        )
+        project_id = self.kwargs.get('pk')
+        if not fits(project_id):  # SQLite cannot even compare it (OverflowError): no such project
+            return Export.objects.none()
+        return Export.objects.filter(project_id=project_id, project__organization=self.request.user.active_organization)
 
     @documented_like(ExportConvertAPI.post)
     def post(self, request, *args, **kwargs):
-        if not claims(request.data.get('export_type')):
+        body = request.data if isinstance(request.data, dict) else {}  # a list or a number: Label Studio's 400
+        if not claims(body.get('export_type')):
             return super().post(request, *args, **kwargs)
         snapshot = self.get_object()
         try:
@@ -166,30 +175,19 @@ class VideoExportConvertAPI(ExportConvertAPI):
             return error_response(error)
         serializer = VideoSnapshotConvertSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        serializer.options(chosen)  # option combinations the format refuses: 400 now, not a failed conversion
         if snapshot.status != Export.Status.COMPLETED:
             raise ValidationError(f'Export snapshot {snapshot.id} is {snapshot.status}, not completed')
-        export_type = chosen.name
-        converted, created = ConvertedFormat.objects.exclude(status=ConvertedFormat.Status.FAILED).get_or_create(
-            export=snapshot,
-            export_type=export_type,
-            defaults={
-                'project': snapshot.project,
-                'organization': snapshot.project.organization,
-                'created_by': request.user,
-            },
-        )
-        if not created:
-            raise ValidationError(f'Conversion to {export_type} already started')
         options = {
             key: value
             for key, value in serializer.validated_data.items()
             if key not in ('export_type', 'download_resources')
         }
         try:
-            start_job_async_or_sync(convert_snapshot, converted.id, options)
-        except VideoExportError as error:  # run inline (no Redis) and refused: the conversion is marked failed
+            converted = conversions.request_conversion(snapshot, chosen.name, options, request.user)
+        except VideoExportError as error:
             return error_response(error)
-        return Response({'export_type': export_type, 'converted_format': converted.id})
+        return Response({'export_type': chosen.name, 'converted_format': converted.id})
 
 
 class VideoExportDownloadAPI(ExportDownloadAPI):
@@ -199,6 +197,9 @@ class VideoExportDownloadAPI(ExportDownloadAPI):
     def get(self, request, *args, **kwargs):
         export_type = request.GET.get('exportType')
         if not claims(export_type):
+            if export_type is not None:
+                self.get_object()  # a stranger's 404 first
+                refuse_unknown_label_studio_format(export_type)
             return super().get(request, *args, **kwargs)
         snapshot = self.get_object()
         try:
@@ -222,52 +223,3 @@ class VideoExportDownloadAPI(ExportDownloadAPI):
         )
         response['filename'] = name
         return response
-
-
-def snapshot_tasks(file, options: ExportOptions):
-    """Tasks of a snapshot's JSON file, read incrementally, filtered like the API's."""
-    wanted = set(options.task_ids) if options.task_ids is not None else None
-    for task in ijson.items(file, 'item', use_float=True):
-        if wanted is not None and task.get('id') not in wanted:
-            continue
-        if options.only_annotated and not task.get('annotations'):
-            continue
-        yield task
-
-
-def convert_snapshot(converted_format_id: int, options: dict) -> None:
-    """Job: write our format from a snapshot into its `ConvertedFormat` (inline, or on a worker with Redis).
-
-    A refusal (`VideoExportError`) or crash marks the conversion failed with the reason and is raised again.
-    """
-    with transaction.atomic():
-        converted = ConvertedFormat.objects.select_for_update().get(id=converted_format_id)
-        if converted.status != ConvertedFormat.Status.CREATED:
-            logger.error('video conversion %s already started', converted_format_id)
-            return
-        converted.status = ConvertedFormat.Status.IN_PROGRESS
-        converted.save(update_fields=['status'])
-    snapshot = converted.export
-    project = snapshot.project
-    try:
-        chosen = require_format(converted.export_type)
-        exporter = chosen.exporter
-        serializer = VideoFrameOptionsSerializer(data=options)
-        serializer.is_valid(raise_exception=True)
-        export_options = serializer.options(chosen)
-        with snapshot.file.open('rb') as source:
-            export = build_export(project, snapshot_tasks(source, export_options), export_options)
-        name = export_file_name(project, exporter)
-        with tempfile.NamedTemporaryFile(suffix=f'.{exporter.ext}', dir=settings.FILE_UPLOAD_TEMP_DIR) as out:
-            write_export_file(exporter, export, out)
-            out.seek(0)
-            converted.file.save(f'{project.id}/{name}', File(out, name=name), save=False)
-        converted.status = ConvertedFormat.Status.COMPLETED
-        converted.traceback = None
-    except Exception as error:
-        converted.status = ConvertedFormat.Status.FAILED
-        converted.traceback = error.message if isinstance(error, VideoExportError) else traceback.format_exc()
-        raise
-    finally:
-        converted.finished_at = timezone.now()
-        converted.save(update_fields=['file', 'status', 'traceback', 'finished_at'])

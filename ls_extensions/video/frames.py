@@ -60,13 +60,42 @@ CODECS = {
 }
 
 
+# Demuxers of real video containers (FFmpeg names; a name may list several). Anything else is refused:
+# playlist and indirection demuxers (hls, dash, concat, image2 sequences, ...) open further files or
+# URLs named inside a user's file, so an uploaded "video" could read another organization's upload.
+VIDEO_DEMUXERS = ('mov,mp4,m4a,3gp,3g2,mj2', 'matroska,webm', 'avi', 'mpegts', 'ogg', 'flv', 'mpeg', 'asf')
+
+
+class UnsafeVideo(ValueError):
+    """A user's file whose container is not a plain video file (a playlist, a concat list, ...)."""
+
+
+def open_video(path: str | os.PathLike):
+    """Open a user's video for reading: local file protocol only, real video containers only.
+
+    Every read of a user-supplied file goes through here. FFmpeg's defaults would let a playlist
+    (`#EXTM3U`) or a concat list fetch what it names; `protocol_whitelist=file` keeps nested opens
+    local and `format_whitelist` refuses those demuxers before they open anything. The container's
+    demuxer is checked again after opening (raises `UnsafeVideo`).
+    """
+    options = {'protocol_whitelist': 'file', 'format_whitelist': ','.join(VIDEO_DEMUXERS), 'enable_drefs': '0'}
+    try:
+        container = av.open(os.path.abspath(path), container_options=options)
+    except av.ArgumentError as error:  # EINVAL: FFmpeg's "Format ... not on whitelist"
+        raise UnsafeVideo(f'{path} is not a video file of a known container (a playlist or file list?)') from error
+    if container.format.name not in VIDEO_DEMUXERS:
+        container.close()
+        raise UnsafeVideo(f'{path} is a {container.format.name!r} file, not a video container')
+    return container
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Frame count, size, frame rate and codec of the first video stream.
 
     The header's frame count is used when it agrees with the stream's duration; otherwise (WebM has no
     count, some muxers write wrong ones) the frames are decoded and counted.
     """
-    with av.open(str(path)) as container:
+    with open_video(path) as container:
         stream = _video_stream(container, path)
         rate = stream.average_rate or stream.guessed_rate
         info = dict(
@@ -108,7 +137,7 @@ def iter_frames(path: str | os.PathLike, ui_frames: Iterable[int]) -> Iterator[t
     if target is None:
         return
     decoded = 0
-    with av.open(str(path)) as container:
+    with open_video(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = 'AUTO'
         for decoded, frame in enumerate(container.decode(stream), start=1):

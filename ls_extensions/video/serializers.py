@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import QueryDict
 from rest_framework import serializers
 
+from . import limits
 from .export import OPTIONAL_IMAGES, ChosenFormat, ExportOptions, chosen_formats, format_names, require_format
 from .formats import list_exporters
 
@@ -21,27 +22,33 @@ class VideoFrameOptionsSerializer(serializers.Serializer):
     """Filters and fallbacks shared by the API endpoint and snapshot conversions."""
 
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=serializers.IntegerField(min_value=1, max_value=limits.MAX_TASK_ID),
         required=False,
-        help_text='Only these task ids (repeat the parameter or separate ids with commas).',
+        max_length=limits.MAX_IDS,
+        help_text=f'Only these task ids (repeat the parameter or separate ids with commas); at most {limits.MAX_IDS}.',
     )
     labels = serializers.ListField(
-        child=serializers.CharField(),
+        child=serializers.CharField(max_length=1000),
         required=False,
+        max_length=10_000,
         help_text='Only tracks with these labels (repeat or separate with commas); class ids follow the labeling '
         'config order of the chosen labels.',
     )
     frame_stride = serializers.IntegerField(
         min_value=1,
         default=1,
-        help_text='Export every n-th frame: frames 1, 1 + n, 1 + 2n, ... (frame numbers are kept).',
+        help_text='Export every n-th frame: frames 1, 1 + n, 1 + 2n, ... (frame numbers are kept); at most '
+        f'{limits.MAX_FRAMES_SETTING}.',
     )
     width = serializers.IntegerField(
         min_value=1,
+        max_value=limits.MAX_SIDE,
         required=False,
         help_text='Video width in pixels for videos whose file cannot be read (pixel formats need it).',
     )
-    height = serializers.IntegerField(min_value=1, required=False, help_text='Video height in pixels, with width.')
+    height = serializers.IntegerField(
+        min_value=1, max_value=limits.MAX_SIDE, required=False, help_text='Video height in pixels, with width.'
+    )
     download_all_tasks = serializers.BooleanField(
         default=False,
         help_text='Include tasks without annotations (YOLO then writes their frames as background images).',
@@ -51,6 +58,15 @@ class VideoFrameOptionsSerializer(serializers.Serializer):
         help_text='MOT: also write the frame images, img1/<frame>.jpg, extracted from the video (UI frame f is '
         'decoded frame f - 1). YOLO and YOLO-OBB always include them.',
     )
+
+    def validate_frame_stride(self, value):
+        most = limits.max_frames()
+        if value > most:
+            raise serializers.ValidationError(
+                f'frame_stride {value} is more than {limits.MAX_FRAMES_SETTING} = {most} (the most frames a video '
+                'may export): it would export only frame 1'
+            )
+        return value
 
     def validate(self, attrs):
         if ('width' in attrs) != ('height' in attrs):

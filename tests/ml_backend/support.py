@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,10 +33,25 @@ def http(method, url, payload=None, headers=None, timeout=60):
         return status, body.decode(errors='replace'), reason
 
 
-class ModelServerProcess(ManagedProcess):
-    """``python -m ls_extensions.ml_backend.server`` (what ``manage.py serve_ml_backend`` runs) in a subprocess."""
+# settings the server reads from the environment: a test names the ones it means, none leak in from the shell
+SERVER_ENV = ('LABEL_STUDIO_URL', 'LABEL_STUDIO_HOST', 'LABEL_STUDIO_API_KEY', 'LS_EXT_ML_BASIC_AUTH')
 
-    def __init__(self, workdir, args, env=None):
+
+def answers(url, headers=None, timeout=2):
+    """The status ``GET url`` answers, or None while nothing listens."""
+    try:
+        return http('GET', url, headers=headers, timeout=timeout)[0]
+    except OSError:
+        return None
+
+
+class ModelServerProcess(ManagedProcess):
+    """``python -m ls_extensions.ml_backend.server`` (what ``manage.py serve_ml_backend`` runs) in a subprocess.
+
+    ``ls_url``: the Label Studio it reads images and annotations from (``--ls-url``); ``ready_headers``:
+    sent with the readiness probe (credentials when ``LS_EXT_ML_BASIC_AUTH`` is set)."""
+
+    def __init__(self, workdir, args, env=None, ls_url=None, ready_headers=None):
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}'
         self.workdir = Path(workdir)
@@ -49,14 +65,21 @@ class ModelServerProcess(ManagedProcess):
             str(self.port),
             '--threads',
             '1',
+            *(['--ls-url', ls_url] if ls_url else []),
             *args,
         ]
-        self.env = {**os.environ, 'PYTHONUNBUFFERED': '1', **(env or {})}
+        inherited = {k: v for k, v in os.environ.items() if k not in SERVER_ENV}
+        self.env = {**inherited, 'PYTHONUNBUFFERED': '1', **(env or {})}
+        self.ready_headers = ready_headers
         self.process = None
 
     def start(self, timeout=120):
         self.spawn(self.args, self.env, REPO)
-        return self.wait_ready(lambda: answers_200(self.url + '/health', 2), timeout, 0.3, 'model server')
+        if self.ready_headers:
+            ready = lambda: answers(self.url + '/health', self.ready_headers) == 200  # noqa: E731
+        else:
+            ready = lambda: answers_200(self.url + '/health', 2)  # noqa: E731
+        return self.wait_ready(ready, timeout, 0.3, 'model server')
 
     def wait_trained(self, timeout=300):
         deadline = time.monotonic() + timeout
@@ -66,6 +89,48 @@ class ModelServerProcess(ManagedProcess):
                 return status
             time.sleep(0.5)
         raise TimeoutError(f'training did not finish:\n{self.log_tail()}')
+
+
+class served:  # noqa: N801 - used as ``with served(app) as url``
+    """The WSGI app on a loopback socket in a thread (the real wsgiref server and handler)."""
+
+    def __init__(self, app, handler_class=None):
+        from wsgiref.simple_server import make_server
+
+        from ls_extensions.ml_backend.server import _QuietHandler, _ThreadingWSGIServer
+
+        self.httpd = make_server(
+            '127.0.0.1', 0, app, server_class=_ThreadingWSGIServer, handler_class=handler_class or _QuietHandler
+        )
+        self.port = self.httpd.server_port
+        self.url = f'http://127.0.0.1:{self.port}'
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def raw_request(port, data, close_write=True, timeout=30):
+    """Send raw bytes over a socket; (status code, body bytes). ``close_write`` half-closes after sending,
+    so a body shorter than its Content-Length ends there instead of waiting for more."""
+    import socket
+
+    with socket.create_connection(('127.0.0.1', port), timeout=timeout) as sock:
+        sock.sendall(data)
+        if close_write:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    response = b''.join(chunks)
+    head, _, body = response.partition(b'\r\n\r\n')
+    return int(head.split(b' ', 2)[1]), body
 
 
 # --- in-process: the WSGI app called directly, and adapters that make the protocol observable
@@ -93,8 +158,6 @@ def call(app, method, path, payload=None):
     code, _, reason = captured['status'].partition(' ')
     return int(code), reason, json.loads(data)
 
-
-import threading  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -155,3 +218,63 @@ def png_data_uri(array):
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format='PNG')
     return 'data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode()
+
+
+class Listener:
+    """An HTTP server on a loopback port that records every request (method, path, Authorization) and
+    answers like Label Studio would (a PNG for ``/data/...``, a JSON export), so that whatever reaches
+    it, token or not, is seen. ``with Listener(tasks) as listener: listener.url, listener.requests``."""
+
+    def __init__(self, export=None, image=None):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests = []
+        self.export = export if export is not None else []
+        self.image = image if image is not None else png_bytes(np.full((32, 32, 3), 90, np.uint8))
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self):
+                listener.requests.append((self.command, self.path, self.headers.get('Authorization')))
+                if self.path.startswith('/data/'):
+                    body, kind = listener.image, 'image/png'
+                elif '/export' in self.path:
+                    body, kind = json.dumps(listener.export).encode(), 'application/json'
+                else:
+                    body, kind = b'{}', 'application/json'
+                self.send_response(200)
+                self.send_header('Content-Type', kind)
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer  # noqa: N815
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}'
+
+    def authorizations(self):
+        return {auth for _, _, auth in self.requests}
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def png_bytes(array):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format='PNG')
+    return buffer.getvalue()

@@ -151,9 +151,9 @@ def test_webhook_start_training_and_annotation_events(tmp_path):
     assert code == 201 and body['status'] == 'started'
     assert call(app, 'POST', '/webhook', {'action': 'PROJECT_UPDATED', 'project': {'id': 4}})[2]['status'] == 'ignored'
     assert app.trainer.wait_idle(10)
-    # no Label Studio known for project 4: the job fails with the reason, nothing is served
+    # no --ls-url (and a webhook names no host): the job fails with the option to set, nothing is served
     job = app.trainer.status()['history'][0]
-    assert job['status'] == 'failed' and 'Label Studio URL unknown' in job['message']
+    assert job['status'] == 'failed' and '--ls-url' in job['message']
     assert call(app, 'POST', '/webhook', {'action': 'START_TRAINING', 'project': {}})[0] == 400
 
 

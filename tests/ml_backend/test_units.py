@@ -116,7 +116,7 @@ def test_image_loader_sources_and_refusals():
     uri = 'data:image/png;base64,' + base64.b64encode(_png(img)).decode()
     assert (loader.load(uri) == img).all()
     for url, message in [
-        ('/data/upload/1/a.png', 'Label Studio is unknown'),
+        ('/data/upload/1/a.png', '--ls-url'),
         ('s3://bucket/a.png', 'unsupported'),
         ('http://169.254.169.254/latest', 'not allowed'),
         ('http://evil.example.org/a.png', 'not allowed'),

@@ -94,26 +94,148 @@ def test_loopback_connections_still_work():
             pass
 
 
+class Clock:
+    """Time the test moves (the guard takes a clock so that expiry is tested without sleeping)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def answer(*addresses, port=443):
+    """What getaddrinfo returns for these addresses."""
+    return [(socket.AF_INET6 if ':' in a else socket.AF_INET, socket.SOCK_STREAM, 6, '', (a, port)) for a in addresses]
+
+
 def test_allowed_name_lets_its_addresses_through():
     guard = Guard(parse_allow_list('files.lab'))
     guard.check('dns', 'files.lab', 443)
-    guard.remember_resolution([(socket.AF_INET, socket.SOCK_STREAM, 6, '', ('192.0.2.44', 443))])
+    guard.remember_resolution('files.lab', 443, answer('192.0.2.44'))
     guard.check('connect', '192.0.2.44', 443)  # resolved from an allowed name
     with pytest.raises(egress.EgressBlocked):
         guard.check('connect', '192.0.2.45', 443)
 
 
-def test_ml_backend_hosts_are_allowed_once_connected_to_a_project(image_project):
+def test_a_resolution_opens_its_address_only_on_the_port_the_rule_allows():
+    guard = Guard(parse_allow_list('gpu-box.lab:9000'))
+    guard.check('dns', 'gpu-box.lab', 9000)
+    guard.remember_resolution('gpu-box.lab', 9000, answer('192.0.2.9', '2001:db8::9', port=9000))
+    assert guard.is_allowed('192.0.2.9', 9000) and guard.is_allowed('2001:db8::9', 9000)
+    for port in (22, 5432, 9001):
+        with pytest.raises(egress.EgressBlocked):
+            guard.check('connect', '192.0.2.9', port)
+
+
+def test_a_look_up_without_a_port_binds_the_address_to_the_rules_port():
+    guard = Guard(parse_allow_list('gpu-box.lab:9000, gpu-box.lab:9001'))
+    guard.check('dns', 'gpu-box.lab', None)  # gethostbyname-style: the name is allowed, the port comes later
+    guard.remember_resolution('gpu-box.lab', None, answer('192.0.2.9'))
+    assert guard.is_allowed('192.0.2.9', 9000) and guard.is_allowed('192.0.2.9', 9001)
+    assert not guard.is_allowed('192.0.2.9', 9002)
+
+
+def test_a_resolution_expires_and_a_new_look_up_renews_it():
+    clock = Clock()
+    guard = Guard(parse_allow_list('files.lab'), resolution_seconds=300, clock=clock)
+    guard.remember_resolution('files.lab', 443, answer('192.0.2.44'))
+    clock.now += 299
+    assert guard.is_allowed('192.0.2.44', 443)
+    clock.now += 2
+    with pytest.raises(egress.EgressBlocked):
+        guard.check('connect', '192.0.2.44', 443)
+    guard.remember_resolution('files.lab', 443, answer('192.0.2.44'))
+    assert guard.is_allowed('192.0.2.44', 443)
+    clock.now += 301
+    guard.remember_resolution('files.lab', 443, answer('192.0.2.45'))  # expired entries are dropped
+    assert list(guard.resolutions) == [('192.0.2.45', None)]
+
+
+def test_names_allowed_without_a_rule_open_no_address():
+    """This machine's own name may be looked up (Django, Celery), but its answer opens nothing."""
+    guard = Guard(parse_allow_list('files.lab:443'))
+    guard.check('dns', guard.own_hostname, None)
+    guard.remember_resolution(guard.own_hostname, None, answer('192.0.2.60'))
+    guard.remember_resolution('other.lab', 443, answer('192.0.2.61'))  # a name no rule allows
+    assert guard.resolutions == {}
+    assert not guard.is_allowed('192.0.2.60', 80) and not guard.is_allowed('192.0.2.61', 443)
+
+
+def test_service_names_count_as_their_port_numbers():
+    rule = parse_rule('files.lab:443')
+    assert rule.matches('files.lab', 'https') and rule.matches('files.lab', b'443')
+    assert not rule.matches('files.lab', 'http')
+
+
+@pytest.mark.parametrize(
+    'call',
+    [
+        pytest.param(lambda s: s.sendto(b'x', ('192.0.2.1', 9)), id='sendto(data, address)'),
+        pytest.param(lambda s: s.sendto(b'x', 0, ('192.0.2.1', 9)), id='sendto(data, flags, address)'),
+        pytest.param(lambda s: s.sendmsg([b'x'], [], 0, ('192.0.2.1', 9)), id='sendmsg(..., address)'),
+        pytest.param(lambda s: s.connect(('192.0.2.1', 9)), id='connect'),
+    ],
+)
+def test_datagrams_with_their_own_destination_are_refused(call):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, pytest.raises(egress.EgressBlocked):
+        call(sock)
+
+
+def test_datagrams_to_loopback_still_work():
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender,
+    ):
+        server.bind(('127.0.0.1', 0))
+        server.settimeout(5)
+        sender.sendmsg([b'one'], [], 0, server.getsockname())
+        sender.sendto(b'two', 0, server.getsockname())
+        assert {server.recv(16), server.recv(16)} == {b'one', b'two'}
+
+
+@pytest.mark.parametrize(
+    'call',
+    [
+        pytest.param(lambda: socket.gethostbyaddr('192.0.2.1'), id='gethostbyaddr(address)'),
+        pytest.param(lambda: socket.gethostbyaddr('telemetry.example.com'), id='gethostbyaddr(name)'),
+        pytest.param(lambda: socket.getnameinfo(('192.0.2.1', 443), 0), id='getnameinfo'),
+        pytest.param(lambda: socket.getnameinfo(('2001:db8::1', 443, 0, 0), socket.NI_NAMEREQD), id='getnameinfo v6'),
+    ],
+)
+def test_reverse_look_ups_are_refused(call):
+    with pytest.raises(socket.gaierror, match='egress guard'):
+        call()
+
+
+def test_reverse_look_ups_that_stay_local_still_work():
+    assert socket.getnameinfo(('192.0.2.1', 443), socket.NI_NUMERICHOST | socket.NI_NUMERICSERV) == ('192.0.2.1', '443')
+    assert socket.gethostbyaddr('127.0.0.1')[2] == ['127.0.0.1']
+    # socket.getfqdn() (Django's DNS_NAME for mail) does this with the machine's own name
+    assert socket.gethostbyaddr(socket.gethostname())[0]
+
+
+def test_an_address_literal_is_not_a_look_up():
+    """gethostbyname('192.0.2.7') asks nobody; the connection to it is what the guard decides on."""
+    assert socket.gethostbyname('192.0.2.7') == '192.0.2.7'
+    assert socket.gethostbyname_ex('192.0.2.7')[2] == ['192.0.2.7']
+    with pytest.raises(ConnectionRefusedError, match='egress guard'):
+        socket.create_connection(('192.0.2.7', 80), timeout=1)
+
+
+def test_ml_backend_rows_allow_nothing(image_project):
+    """The rule changed: a backend row in the database (however it got there) opens no destination."""
     from ml.models import MLBackend
 
-    from ls_extensions.privacy.allow_list import ml_backend_hosts
-
-    guard = Guard()
-    guard.add_provider(ml_backend_hosts)
-    # bulk_create: MLBackend.save() would resolve the (fictitious) host for its SSRF check
+    guard = egress.get_guard()
+    before = list(guard.rules)
+    # bulk_create sends no signal: the refusal at save (test_backend_hosts.py) is not what stops it here
     MLBackend.objects.bulk_create([MLBackend(project=image_project, url='http://gpu-box.lab:9090', title='detector')])
-    assert guard.is_allowed('gpu-box.lab', 9090)
-    assert not guard.is_allowed('gpu-box.lab', 9091)
+    assert not guard.is_allowed('gpu-box.lab', 9090)
+    assert guard.rules == before
+    with pytest.raises(socket.gaierror, match='egress guard'):
+        socket.getaddrinfo('gpu-box.lab', 9090)
+    assert not hasattr(guard, 'add_provider')  # the mechanism that read backend rows on a miss is gone
 
 
 def test_configured_database_and_broker_hosts_are_allowed(settings):

@@ -1,6 +1,7 @@
 """The production layout (Procfile.prod) on loopback: health of every process, static files from gunicorn,
 Redis going away and coming back, migrate_once from two hosts at once, settings that refuse to start."""
 
+import json
 import os
 import re
 import subprocess
@@ -45,8 +46,9 @@ def test_every_process_is_healthy(layout):
 
 
 def test_requests_spread_over_four_gunicorn_workers(layout):
-    pids = {layout.health('web')[1]['pid'] for _ in range(40)}
-    assert 1 < len(pids) <= 4
+    workers = layout.web_workers()
+    assert len(workers) == 4
+    assert layout.answering_workers() == workers  # each of them serves (forced: see answering_workers)
 
 
 def test_static_files_are_served_by_gunicorn(layout):
@@ -82,13 +84,33 @@ def test_redis_down_makes_web_and_workers_unready_then_recovers(layout):
         payload = layout.wait_status('web', 503, timeout=20)
         assert payload['checks']['broker']['ok'] is False
         assert payload['checks']['database']['ok'] is True
-        layout.wait_status('worker-prediction', 503, timeout=30)
+        worker = layout.wait_status('worker-prediction', 503, timeout=30)
+        assert worker['broker_reachable'] is False and str(layout.ports['redis']) not in json.dumps(worker)
+        assert str(layout.ports['redis']) not in json.dumps(payload)  # nor in the web's answer
         # the pages still work on the database alone (the cache degrades to misses)
         assert get(layout.url + '/user/login/')[0] == 200
         assert get(layout.url + '/api/ls-ext/health/live/')[0] == 200
     finally:
         layout.start_process('redis')
     layout.wait_healthy(['redis', 'web', 'worker-training', 'worker-prediction'], timeout=90)
+
+
+def test_database_down_health_names_the_check_not_the_error(layout):
+    """PostgreSQL stopped for real: the anonymous answer says "database failed", not the driver's text
+    (host, port, database and user name); the web log has the text."""
+    layout.stop('postgres')
+    try:
+        payload = layout.wait_status('web', 503, timeout=30)
+        assert 'database' in payload['failed'] and payload['checks']['database']['error'] == 'failed'
+        assert payload['checks']['database']['ok'] is False and 'host' not in payload
+        text = json.dumps(payload)
+        hidden = [str(layout.ports['postgres']), '127.0.0.1', 'ls_extensions', 'connection', 'Operational']
+        assert not [word for word in hidden if word in text], text
+        assert 'health check database failed' in layout.log_tail('web', lines=400)
+        assert get(layout.url + '/api/ls-ext/health/live/')[0] == 200  # the process itself is fine
+    finally:
+        layout.start_process('postgres')
+    layout.wait_healthy(['postgres', 'web', 'worker-training', 'worker-prediction'], timeout=90)
 
 
 def production_env(**overrides):

@@ -1,7 +1,8 @@
 """Fixtures of the retraining tests: a stub ML backend on loopback, recorded publishes, a drain loop."""
 
 import threading
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
@@ -11,8 +12,18 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """One thread per request: a held /train call does not block the other deliveries' calls."""
+
+    daemon_threads = True
+
+
 class StubBackend:
-    """A tiny ML backend on loopback: trains instantly (or fails), predicts one box per task."""
+    """A tiny ML backend on loopback: trains instantly (or fails), predicts one box per task.
+
+    ``hold_training()``: the next /train call waits inside the backend until ``release_training()``, so a
+    test can act while a delivery is in the middle of its training request (``train_entered`` is set then).
+    """
 
     def __init__(self):
         self.version = 'stub.v0'
@@ -23,10 +34,13 @@ class StubBackend:
         self.fail_training = False
         self.finish_training = True
         self.setup_error = False
+        self.lock = threading.Lock()
+        self.train_entered = threading.Event()
+        self._train_gate = None
         import json
 
         self._json = json
-        self.server = make_server('127.0.0.1', 0, self.app, handler_class=_Quiet)
+        self.server = make_server('127.0.0.1', 0, self.app, server_class=_ThreadingServer, handler_class=_Quiet)
         self.url = f'http://127.0.0.1:{self.server.server_port}'
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -62,10 +76,21 @@ class StubBackend:
             return {'results': [self._prediction() for _ in tasks]}
         return {}
 
+    def hold_training(self):
+        self._train_gate = self._held = threading.Event()
+
+    def release_training(self):
+        self._held.set()
+
     def train(self):
-        self.train_calls += 1
-        job = {'id': f'job-{self.train_calls}', 'status': 'running', 'version': None}
-        self.jobs.insert(0, job)
+        with self.lock:
+            self.train_calls += 1
+            job = {'id': f'job-{self.train_calls}', 'status': 'running', 'version': None}
+            self.jobs.insert(0, job)
+            gate, self._train_gate = self._train_gate, None
+        self.train_entered.set()
+        if gate is not None:
+            assert gate.wait(60), 'the held training call was never released'
         return {'status': 'started', 'job': job['id']}
 
     def finish(self):

@@ -7,7 +7,8 @@ from tests.conftest import box
 
 @pytest.fixture(autouse=True)
 def _inline_jobs(settings):
-    """Background jobs run in the caller, so a test sees their result when the call returns."""
+    """Jobs run in the caller (``settings.test``: the tests of the Celery path switch it), so a test sees
+    their result when the call returns; the Data Manager's per-process caches start empty."""
     from ls_extensions.scoring import dm
 
     settings.LS_EXT_SCORING_RUNNER = 'inline'

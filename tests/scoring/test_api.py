@@ -61,7 +61,9 @@ def test_pinning_an_old_version_and_following_again(client_owner, scored_project
 def test_a_backend_title_used_as_version_maps_to_its_model_version(client_owner, scored_project, image_tasks):
     from ml.models import MLBackend
 
-    MLBackend.objects.create(project=scored_project, url='http://m:9090', title='Fish detector', model_version='v1')
+    MLBackend.objects.create(
+        project=scored_project, url='http://127.0.0.1:9090', title='Fish detector', model_version='v1'
+    )
     scored_project.model_version = 'Fish detector'  # what Label Studio stores when a backend is added
     scored_project.save(update_fields=['model_version'])
     report = patch(client_owner, scored_project, {'pinned_version': 'Fish detector'}).json()

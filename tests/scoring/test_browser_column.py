@@ -10,6 +10,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.browser.walk import WalkRecord, guard_context, launch, sign_up_and_log_in, visit
 from tests.label_configs import IMAGE_BOXES
+from tests.retraining.support import Worker
 from tests.support.server import LabelStudioServer, migrated_database
 
 pytestmark = pytest.mark.browser
@@ -76,7 +77,10 @@ class UI:
 def ui(tmp_path_factory):
     template = migrated_database(tmp_path_factory.mktemp('scoring-template-db'))
     record = WalkRecord()
-    with LabelStudioServer(tmp_path_factory.mktemp('scoring-ui'), template) as server, sync_playwright() as pw:
+    server = LabelStudioServer(tmp_path_factory.mktemp('scoring-ui'), template)
+    # the uncertainty jobs run on Celery, as with `make run`: a worker on the server's data dir and broker
+    worker = Worker(server.data_dir, {'DJANGO_SETTINGS_MODULE': 'settings.offline'})
+    with server, worker, sync_playwright() as pw:
         browser = launch(pw)
         context = browser.new_context(viewport={'width': 1600, 'height': 900})
         guard_context(context, record)
@@ -92,6 +96,7 @@ def ui(tmp_path_factory):
             if report['up_to_date'] and report['tasks']['ranked'] == 4 and report['job']['status'] == 'done':
                 break
             page.wait_for_timeout(500)
+        assert report['up_to_date'], (report, worker.log_tail())
         ui.report = report
         first = min(t['id'] for t in ui.api('GET', f'/api/tasks?project={ui.project}&page_size=10')['tasks'])
         ui.ids = [first + i for i in range(5)]

@@ -44,6 +44,21 @@ def test_sorts_both_ways_with_values_and_versions(client_owner, scored_project, 
     assert ids(least_first) == [t[0], t[2], t[1], t[4], t[3]]
 
 
+@pytest.mark.parametrize('measure', ['min_region', 'entropy', 'margin', 'score'])
+def test_predictions_with_only_a_task_score_get_a_value_under_every_measure(client_owner, image_project, measure):
+    """Label Studio's documented form (no score on the regions) is shown and sorted, not left empty."""
+    tasks = make_tasks(image_project, 3)
+    choice = [{'from_name': 'label', 'to_name': 'image', 'type': 'rectanglelabels', 'value': {'x': 1}}]
+    for task, score in zip(tasks, (0.95, 0.6, 0.8), strict=True):  # above 0.5: every measure agrees
+        predict(task, 'v1', score=score, result=choice)
+    url = f'/api/projects/{image_project.id}/uncertainty/'
+    response = client_owner.patch(url, {'measure': measure}, content_type='application/json')
+    assert response.status_code == 200 and response.json()['tasks']['unranked'] == 0, response.content
+    body = page(client_owner, create_view(client_owner, image_project, ['-tasks:uncertainty'], hidden=SHOWN))
+    assert ids(body) == [tasks[1].id, tasks[2].id, tasks[0].id]  # the least confident first
+    assert all(task['uncertainty'] is not None for task in body['tasks'])
+
+
 @pytest.mark.parametrize(
     ('operator', 'value', 'expected'),
     [

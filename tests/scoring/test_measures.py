@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from ls_extensions.scoring.measures import (
     EMPTY_VALUE,
     MEASURES,
+    TASK_SCORE,
     UnknownMeasure,
     binary_entropy,
     check_measure,
@@ -62,9 +63,37 @@ def test_items_sharing_an_id_are_one_region_scored_by_its_weakest_item():
 
 
 @pytest.mark.parametrize('measure', ['min_region', 'entropy', 'margin'])
-def test_a_prediction_without_regions_is_certain_by_convention(measure):
-    outcome = uncertainty(measure, [], 0.3)
-    assert (outcome.value, outcome.reason) == (EMPTY_VALUE, 'no regions')
+def test_a_prediction_without_regions_or_task_score_is_certain_by_convention(measure):
+    outcome = uncertainty(measure, [], None)
+    assert (outcome.value, outcome.reason, outcome.ignored) == (EMPTY_VALUE, 'no regions', 0)
+    assert uncertainty(measure, [], float('nan')).value == EMPTY_VALUE  # an unusable task score changes nothing
+
+
+CHOICE = [{'from_name': 'c', 'to_name': 't', 'type': 'choices', 'value': {'choices': ['class_A']}}]
+
+
+@pytest.mark.parametrize(
+    ('measure', 'expected'),
+    [('min_region', 0.8), ('entropy', binary_entropy(0.2)), ('margin', 1.0 - abs(2 * 0.2 - 1)), ('score', 0.8)],
+)
+@pytest.mark.parametrize('result', [CHOICE, [], None], ids=['unscored-regions', 'no-regions', 'no-result'])
+def test_every_measure_reads_the_task_score_when_no_region_has_one(measure, expected, result):
+    """Label Studio's documented prediction, ``{"result": [...], "score": 0.2}``, ranks under every measure."""
+    outcome = uncertainty(measure, result, 0.2)
+    assert outcome.value == pytest.approx(expected)
+    # absent region scores are not "ignored" then; a result that is not a list is (and the score still counts)
+    assert (outcome.used, outcome.ignored) == (1, int(result is None and measure != 'score'))
+    if measure != 'score':
+        assert outcome.reason == TASK_SCORE
+
+
+def test_region_scores_win_over_the_task_score_and_bad_ones_still_count():
+    assert uncertainty('min_region', boxes(0.9, 0.6), 0.1).value == pytest.approx(0.4)
+    outcome = uncertainty('min_region', boxes('high', None), 0.25)
+    assert (outcome.value, outcome.ignored, outcome.reason) == (pytest.approx(0.75), 1, TASK_SCORE)
+    clamped = uncertainty('entropy', CHOICE, 1.5)
+    assert (clamped.value, clamped.clamped) == (0.0, 1)
+    assert uncertainty('margin', CHOICE, 'n/a').value is None  # no usable score anywhere: no value
 
 
 def test_out_of_range_scores_are_clamped_and_counted():

@@ -28,8 +28,10 @@ def annotators(organization, count):
 
 
 def stream_on(project):
-    project.sampling = project.UNCERTAINTY
-    project.save(update_fields=['sampling'])
+    """The project chooses our stream (what the action and ``PATCH .../uncertainty/ {"stream": true}`` do)."""
+    from ls_extensions.scoring import services
+
+    services.choose_stream(project, True)
 
 
 def test_the_patch_sits_where_label_studio_calls_it():
@@ -81,6 +83,52 @@ def test_without_predictions_it_is_sequential_and_off_is_label_studio(client_own
     image_project.save(update_fields=['sampling'])
     other = logged_in_client(make_user('seq@example.org', image_project.organization))
     assert next_task(other, image_project) == tasks[1].id  # Label Studio's own order, tasks[0] is locked
+
+
+def sampling(client, project, value):
+    """Settings > Annotation > Sampling, through Label Studio's own project API."""
+    response = client.patch(f'/api/projects/{project.id}/', {'sampling': value}, content_type='application/json')
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db
+def test_uncertainty_sampling_stays_label_studio_s_unless_the_project_chose_ours(client_owner, user, image_project):
+    """Label Studio ranks by the task score (lowest first), ours by the weakest box: the two orders differ."""
+    from ls_extensions.scoring.models import ScoringPolicy
+
+    policy_url = f'/api/projects/{image_project.id}/uncertainty/'
+    tasks = make_tasks(image_project, 4)
+    for task, (score, weakest_box) in zip(tasks, [(0.1, 0.9), (0.9, 0.2), (0.3, 0.8), (0.5, 0.4)], strict=True):
+        predict(task, '', scores=[weakest_box], score=score)  # '': the version Label Studio's sampling reads
+    sampling(client_owner, image_project, 'Uncertainty sampling')
+    assert client_owner.get(policy_url).json()['stream'] is False
+    assert next_task(client_owner, image_project) == tasks[0].id  # Label Studio's: lowest task score
+    label(tasks[0].id, user)
+
+    response = client_owner.patch(policy_url, {'stream': True}, content_type='application/json')
+    assert response.status_code == 200 and response.json()['stream'] is True
+    assert ScoringPolicy.objects.get(project=image_project).stream is True  # stored, not inferred
+    assert next_task(client_owner, image_project) == tasks[1].id  # ours: 1 - 0.2 (Label Studio's: tasks[2])
+    label(tasks[1].id, user)
+
+    # another sampling chosen in the settings ends our choice; "Uncertainty sampling" again is Label Studio's
+    sampling(client_owner, image_project, 'Sequential sampling')
+    assert ScoringPolicy.objects.get(project=image_project).stream is False
+    sampling(client_owner, image_project, 'Uncertainty sampling')
+    assert client_owner.get(policy_url).json()['stream'] is False
+    assert next_task(client_owner, image_project) == tasks[2].id  # Label Studio's (ours: tasks[3], 1 - 0.4)
+
+
+@pytest.mark.django_db
+def test_turning_the_stream_off_gives_label_studio_s_sequence_back(client_owner, scored_project):
+    stream_on(scored_project)
+    url = f'/api/projects/{scored_project.id}/uncertainty/'
+    response = client_owner.patch(url, {'stream': False}, content_type='application/json')
+    assert response.status_code == 200 and response.json()['stream'] is False
+    scored_project.refresh_from_db()
+    assert scored_project.sampling == scored_project.SEQUENCE
+    first = scored_project.tasks.order_by('id').first().id
+    assert next_task(client_owner, scored_project) == first
 
 
 @pytest.mark.django_db

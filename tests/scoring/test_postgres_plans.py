@@ -16,7 +16,7 @@ def big_project(image_project):
     """20k tasks, two model versions of predictions each, scored through the real recompute job."""
     from tasks.models import Prediction, Task
 
-    from ls_extensions.scoring import tasks as jobs
+    from ls_extensions.scoring import jobs
 
     Task.objects.bulk_create(
         [Task(project=image_project, data={'image': f'/i/{i}.jpg'}, inner_id=i) for i in range(TASKS)], 5000

@@ -8,7 +8,9 @@ policy, then lets each annotator pull next tasks (``/api/projects/<id>/next``) a
 annotations while a fault thread breaks one part after another:
 
   redis      stopped for 20 s, then started again
-  worker     the training worker SIGKILLed while a run trains, restarted 5 s later (as an orchestrator would)
+  worker     the training worker SIGKILLed while it holds the training run's poll message (fetched, due
+             seconds later, nothing of it left in Redis: only the sweep can carry the run on), restarted 5 s
+             later (as an orchestrator would)
   ml         the ML backend SIGKILLed while a run trains, restarted at once
   postgres   restarted (every connection dropped)
 
@@ -18,6 +20,7 @@ Convergence of a fault: seconds from its recovery until every health check passe
 run has succeeded after that moment.
 """
 
+import json
 import random
 import signal
 import statistics
@@ -34,10 +37,11 @@ from tests.support.api import TokenApi, png_bytes
 from tests.support.prod_layout import ProdLayout
 
 HEALTHY = ['postgres', 'redis', 'web', 'worker-training', 'worker-prediction', 'ml-backend']
-# fast recovery for a bounded run: lost steps are published again after 20 s, the sweep runs every 5 s
+# fast recovery for a bounded run: lost steps are published again after 20 s, the sweep runs every 5 s; a poll
+# every 8 s: the training worker holds each poll message that long, the window the worker fault kills it in
 RETRAINING_ENV = {
     'LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN': 'true',
-    'LS_EXT_RETRAINING_POLL_SECONDS': '1',
+    'LS_EXT_RETRAINING_POLL_SECONDS': '8',
     'LS_EXT_RETRAINING_STALE_SECONDS': '20',
     'LS_EXT_RETRAINING_SWEEP_SECONDS': '5',
     'LS_EXT_RETRAINING_RETRY_SECONDS': '2',
@@ -141,6 +145,26 @@ class Figures:
             rows.append((label, f'converged {_seconds(fault.converged)} after recovery {fault.note}'.rstrip()))
         width = max(len(r[0]) for r in rows)
         return '\n'.join(f'{name:<{width}}  {value}' for name, value in rows)
+
+
+def poll_in_redis(port, run_id):
+    """Where the run's poll messages are in Redis: (queued, [ETA of each one a worker holds unacknowledged])."""
+    from datetime import datetime
+
+    import redis
+
+    def mine(message):
+        headers = message.get('headers') or {}
+        return headers.get('task') == 'ls_ext_retraining.poll_training' and headers.get('argsrepr') == f'({run_id},)'
+
+    client = redis.Redis(host='127.0.0.1', port=port, socket_timeout=10)
+    try:
+        lists = [key for key in client.scan_iter() if client.type(key) == b'list']
+        queued = any(mine(json.loads(item)) for key in lists for item in client.lrange(key, 0, -1))
+        held = [json.loads(value)[0] for value in client.hvals('unacked')]  # kombu: [message, exchange, key]
+    finally:
+        client.close()
+    return queued, [datetime.fromisoformat(m['headers']['eta']) for m in held if mine(m) and m['headers'].get('eta')]
 
 
 def log(message):
@@ -324,9 +348,7 @@ class Scenario:
         started, probed = time.monotonic(), False
         while time.monotonic() - started < timeout:
             if not probed and time.monotonic() - started > 10:
-                policy = self.api('GET', f'/api/projects/{self.project_id}/retraining/')
-                if not policy['running'] and not policy['pending']:
-                    self.api('POST', f'/api/projects/{self.project_id}/retraining/train/')
+                self.probe()
                 probed = True
             healthy = all(self.layout.health(name)[0] == 200 for name in HEALTHY)
             succeeded = any(
@@ -338,10 +360,32 @@ class Scenario:
             time.sleep(1)
         return None
 
-    def probe(self, load_running):
-        """After the load, no annotation triggers a run any more: ask for one ("Retrain now") to see one finish."""
-        if not load_running():
+    def probe(self):
+        """No run going or pending (the load is over, or between triggers): ask for one ("Retrain now")."""
+        policy = self.api('GET', f'/api/projects/{self.project_id}/retraining/')
+        if not policy['running'] and not policy['pending']:
             self.api('POST', f'/api/projects/{self.project_id}/retraining/train/')
+
+    def kill_point(self, name, timeout=300):
+        """The run to break: training (the ML backend fault), and its poll message held by the training worker
+        for at least 2 s more (the worker fault); a run is asked for while none is going. None after ``timeout``."""
+        from datetime import UTC, datetime
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.runs()
+            run = runs[0] if runs and runs[0]['status'] == 'training' else None
+            if run is None:
+                if not runs or runs[0]['status'] in ('succeeded', 'failed'):
+                    self.probe()
+            elif name == 'ml':
+                return run
+            else:
+                queued, held = poll_in_redis(self.layout.ports['redis'], run['id'])
+                if not queued and held and (max(held) - datetime.now(UTC)).total_seconds() >= 2:
+                    return run
+            time.sleep(0.2)
+        return None
 
     def inject(self, name, load_started, load_running):
         layout, fault = self.layout, Fault(name)
@@ -356,8 +400,7 @@ class Scenario:
             layout.start_process('redis')
             layout.wait_healthy(['redis'], timeout=60)
         elif name in ('worker', 'ml'):
-            self.probe(load_running)
-            run = self.wait_for_run(('training',))
+            run = self.kill_point(name)
             fault.note = f'(run {run["id"]} was training)' if run else '(no run was training)'
             fault.started = time.monotonic() - load_started
             target = 'worker-training' if name == 'worker' else 'ml-backend'
@@ -365,6 +408,8 @@ class Scenario:
             self.fault_windows.append(window)
             layout.kill(target, signal.SIGKILL)
             layout.procs[target].wait(20)
+            if run and name == 'worker':  # the held poll died with the worker: nothing of it left to deliver
+                self.lost_polls[run['id']] = not poll_in_redis(layout.ports['redis'], run['id'])[0]
             time.sleep(5 if name == 'worker' else 0)
             layout.stop(target)
             layout.start_process(target)
@@ -383,7 +428,7 @@ class Scenario:
 
     # -- the whole thing ----------------------------------------------------------------------------
     def run(self):
-        self.killed_runs = {}
+        self.killed_runs, self.lost_polls = {}, {}
         with ProdLayout(self.tmp_dir, web_workers=self.web_workers, celery_workers=2, env=RETRAINING_ENV) as layout:
             layout.commands['ml-backend'] += ' --option epochs=2'
             layout.restart('ml-backend', timeout=120)
@@ -409,6 +454,7 @@ class Scenario:
                 name: next((r for r in self.figures.runs if r['id'] == run_id), None)
                 for name, run_id in self.killed_runs.items()
             }
+            self.figures.lost_polls = self.lost_polls
         return self.figures
 
     def settle(self, timeout=600):

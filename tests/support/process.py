@@ -76,6 +76,21 @@ class ManagedProcess:
         self.stop()
 
 
+def wait_for(check, timeout, interval=0.5, what='condition', details=lambda: ''):
+    """Poll ``check()`` until it returns something truthy (returned); the timeout raises with ``details()``.
+
+    For state the tests observe (a database row, an API answer, a broker's queue): never a fixed sleep.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'{what}: not reached in {timeout}s\n{details()}')
+        time.sleep(interval)
+
+
 def answers_200(url, timeout):
     """True when ``GET url`` answers 200 (a refused or failed connection is just "not yet")."""
     try:

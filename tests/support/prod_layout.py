@@ -12,6 +12,7 @@ PostgreSQL starts first, then ``migrate_once`` (``migrate_runners`` of them at o
 would), then Redis and everything else.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.support.process import wait_for
 from tests.support.server import BIN, REPO, free_port
 
 PROCFILE = REPO / 'Procfile.prod'
@@ -260,6 +262,32 @@ class ProdLayout:
                 raise TimeoutError(f'{name} health is {got}, not {status}: {payload}')
             time.sleep(0.5)
 
+    def web_workers(self):
+        """The pids of gunicorn's worker processes (the web master's children)."""
+        master = self.pid('web')
+        return {int(pid) for pid in Path(f'/proc/{master}/task/{master}/children').read_text().split()}
+
+    def answering_workers(self, timeout=60):
+        """The pids of the web workers that answered, one after another until each has.
+
+        Which worker the kernel hands a connection to is otherwise chance: here a worker that answered is
+        paused (SIGSTOP) so the next connection must go to another; all are resumed (SIGCONT) at the end.
+        """
+        workers, answered, paused = self.web_workers(), set(), []
+        deadline = time.monotonic() + timeout
+        try:
+            while answered != workers and time.monotonic() < deadline:
+                with urllib.request.urlopen(f'{self.url}/api/ls-ext/health/live/', timeout=30) as response:
+                    pid = json.loads(response.read())['pid']
+                assert pid not in paused, f'a paused worker ({pid}) answered'
+                answered.add(pid)
+                os.kill(pid, signal.SIGSTOP)
+                paused.append(pid)
+        finally:
+            for pid in paused:
+                os.kill(pid, signal.SIGCONT)
+        return answered
+
     # -- commands beside the processes ------------------------------------------------------
     def manage(self, *args, timeout=300):
         """``manage.py <args>`` with the layout's environment; returns the CompletedProcess."""
@@ -273,24 +301,64 @@ class ProdLayout:
         )
 
     def migrate_once(self, runners=1, timeout=600, args=()):
-        """``runners`` concurrent ``manage.py migrate_once``: [(returncode, output)] in start order."""
-        procs = [
-            subprocess.Popen(
-                [str(BIN / 'python'), str(REPO / 'manage.py'), 'migrate_once', *args],
-                cwd=REPO,
-                env=self.env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for _ in range(runners)
-        ]
-        results = []
-        for proc in procs:
-            output, _ = proc.communicate(timeout=timeout)
-            results.append((proc.returncode, output))
+        """``runners`` concurrent ``manage.py migrate_once``: [(returncode, output)] in start order.
+
+        With several runners the path is forced, not left to their start-up speed: the layout holds the
+        advisory lock itself until every runner has found it taken ("another host is migrating"), then
+        lets them go, so they really serialize on the lock.
+        """
+        outputs = [self.logs / f'migrate_once.{n}.log' for n in range(runners)]
+        with self._migration_lock_held(runners > 1) as release:
+            procs = []
+            for path in outputs:
+                with open(path, 'w') as out:
+                    procs.append(
+                        subprocess.Popen(
+                            [str(BIN / 'python'), str(REPO / 'manage.py'), 'migrate_once', *args],
+                            cwd=REPO,
+                            env=self.env,
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            text=True,
+                        )
+                    )
+            if runners > 1:
+                waiting = lambda: all(  # noqa: E731
+                    'another host is migrating' in path.read_text() or proc.poll() is not None
+                    for path, proc in zip(outputs, procs, strict=True)
+                )
+                wait_for(waiting, timeout, 0.5, 'migrate_once runners waiting for the lock')
+            release()
+            for proc in procs:
+                proc.wait(timeout)
+        results = [(proc.returncode, path.read_text()) for proc, path in zip(procs, outputs, strict=True)]
         (self.logs / 'migrate_once.log').write_text('\n\n'.join(out for _, out in results))
         return results
+
+    @contextlib.contextmanager
+    def _migration_lock_held(self, hold):
+        """Hold migrate_once's PostgreSQL advisory lock (from this process) until ``release()`` is called."""
+        if not hold:
+            yield lambda: None
+            return
+        import psycopg
+
+        from ls_extensions.deploy.management.commands.migrate_once import LOCK_KEY
+
+        with psycopg.connect(self.env['DATABASE_URL'], autocommit=True) as conn:
+            conn.execute('SELECT pg_advisory_lock(%s)', [LOCK_KEY])
+            held = [True]
+
+            def release():
+                if held:
+                    held.pop()
+                    conn.execute('SELECT pg_advisory_unlock(%s)', [LOCK_KEY])
+
+            try:
+                yield release
+            finally:
+                if held:
+                    release()
 
     def _wait_database(self, timeout):
         deadline = time.monotonic() + timeout

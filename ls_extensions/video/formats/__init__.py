@@ -4,13 +4,14 @@ Importing the package registers every writer; the writer returns the `ExportSumm
 """
 
 from . import coco_video, csv_frames, cvat_video, json_frames, mot, yolo  # noqa: F401  (register the writers)
-from .model import ExportSummary, MissingVideoInfo, TaskSummary, Track, VideoExport, VideoTrackSet
+from .model import ExportSummary, MissingVideoInfo, SkippedTask, TaskSummary, Track, VideoExport, VideoTrackSet
 from .registry import Exporter, exporter, get_exporter, list_exporters
 
 __all__ = [
     'ExportSummary',
     'Exporter',
     'MissingVideoInfo',
+    'SkippedTask',
     'TaskSummary',
     'Track',
     'VideoExport',

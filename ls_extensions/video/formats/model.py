@@ -80,6 +80,15 @@ class VideoTrackSet:
         return bool(self.width and self.height)
 
 
+@dataclass(frozen=True)
+class SkippedTask:
+    """A task left out of the export and why (e.g. its video URL is malformed); listed in the summary."""
+
+    task_id: int
+    video: str
+    reason: str
+
+
 @dataclass
 class VideoExport:
     """An export: the class names (index = `Track.label_id`) and the tasks, in output order.
@@ -92,6 +101,7 @@ class VideoExport:
     track_sets: Iterable[VideoTrackSet]
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     frame_stride: int = 1
+    skipped: list[SkippedTask] = field(default_factory=list)
 
     def __post_init__(self):
         if not isinstance(self.frame_stride, int) or self.frame_stride < 1:
@@ -116,6 +126,7 @@ class ExportSummary:
     format: str
     tasks: list[TaskSummary] = field(default_factory=list)
     frame_stride: int = 1
+    skipped: list[SkippedTask] = field(default_factory=list)
 
     @property
     def boxes(self) -> int:
@@ -123,8 +134,11 @@ class ExportSummary:
 
     @property
     def warnings(self) -> list[str]:
-        return [f'task {task.task_id}: {message}' for task in self.tasks for message in task.warnings]
+        written = [f'task {task.task_id}: {message}' for task in self.tasks for message in task.warnings]
+        return written + [f'task {task.task_id} skipped: {task.reason}' for task in self.skipped]
 
     def to_dict(self) -> dict:
         stride = {'frame_stride': self.frame_stride} if self.frame_stride != 1 else {}
-        return {'format': self.format, **stride, 'boxes': self.boxes, 'tasks': [asdict(task) for task in self.tasks]}
+        skipped = {'skipped': [asdict(task) for task in self.skipped]} if self.skipped else {}
+        tasks = [asdict(task) for task in self.tasks]
+        return {'format': self.format, **stride, 'boxes': self.boxes, 'tasks': tasks, **skipped}

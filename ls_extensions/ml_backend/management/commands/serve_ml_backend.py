@@ -21,7 +21,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         logging.getLogger('ls_extensions.ml_backend').setLevel(logging.INFO)
         try:
+            server.check_bind(options['host'], server.credentials_from_env())  # before loading a model
             app = server.build_server(options)
-        except (server.AdapterError, server.RegistryError) as exc:
+            server.serve(app, options['host'], options['port'])
+        except (server.AdapterError, server.RegistryError, server.BindRefused) as exc:
             raise CommandError(str(exc)) from None
-        server.serve(app, options['host'], options['port'])
