@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-settings.offline}
 export LABEL_STUDIO_BASE_DATA_DIR=${DATA_DIR:-$PWD/data}
 PORT=${PORT:-8080}
+# the model server of the README (serve_ml_backend --port 9090) is allowed through Label Studio's SSRF check
+export LS_EXT_ML_BACKEND_URLS=${LS_EXT_ML_BACKEND_URLS:-http://127.0.0.1:9090 http://localhost:9090}
 mkdir -p "$LABEL_STUDIO_BASE_DATA_DIR"
 cat <<MSG
 ls-extensions: Label Studio with every call-home channel off.

@@ -25,6 +25,8 @@ export CELERY_BROKER_URL=${CELERY_BROKER_URL:-redis://127.0.0.1:$LS_EXT_REDIS_PO
 export LABEL_STUDIO_HOST=${LABEL_STUDIO_HOST:-http://127.0.0.1:$LS_EXT_WEB_PORT}
 export ALLOWED_HOSTS=${ALLOWED_HOSTS:-localhost,127.0.0.1}
 export LS_EXT_WEB_BIND=${LS_EXT_WEB_BIND:-127.0.0.1:$LS_EXT_WEB_PORT}
+# the layout's own model server passes Label Studio's SSRF check (ls_extensions/ml_backend/ssrf.py)
+export LS_EXT_ML_BACKEND_URLS=${LS_EXT_ML_BACKEND_URLS-http://127.0.0.1:$LS_EXT_ML_PORT}
 export PYTHONUNBUFFERED=1
 mkdir -p "$DATA_DIR" "$LABEL_STUDIO_BASE_DATA_DIR"
 if [ -z "${SECRET_KEY:-}" ]; then  # kept in the data dir so that sessions survive a restart

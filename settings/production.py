@@ -18,6 +18,7 @@ Optional:
   LS_EXT_DB_CONN_MAX_AGE  seconds a web process keeps its database connection (default 60)
   LS_EXT_CELERY_VISIBILITY_TIMEOUT  seconds before Redis redelivers a task a dead worker had taken (default 3600)
   LS_EXT_ALLOWED_HOSTS    further hosts the egress guard lets through (ML backend hosts, object storage...)
+  LS_EXT_ML_BACKEND_URLS  ML backends allowed past Label Studio's SSRF check (a model server on loopback or a LAN)
 """
 
 import os

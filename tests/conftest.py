@@ -133,3 +133,23 @@ def annotations(image_tasks, user):
         Annotation.objects.create(task=task, project=task.project, completed_by=user, result=[box(5, 5, 10, 10)])
         for task in image_tasks[:2]
     ]
+
+
+@pytest.fixture
+def broker_at(monkeypatch):
+    """Point the Celery app at a broker URL for this test (the app reads its settings once)."""
+    from ls_extensions.celery import app
+
+    def reset():
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    def use(url):
+        for key in ('broker_url', 'broker_write_url', 'broker_read_url'):  # celery 5.5 resolves all three
+            monkeypatch.setattr(app.conf, key, url)
+        reset()
+
+    yield use
+    reset()

@@ -9,7 +9,7 @@ machine would let all of those reach 127.0.0.1 too. We leave the list as Label S
 The exception is per URL. ``LS_EXT_ML_BACKEND_URLS`` names the ML backends the operator allows
 (``http://127.0.0.1:9090``, ``localhost:9090``, ``10.0.0.5``: entries as the egress allow-list takes
 them, host as users will type it; without a port, every port). While it names any, the overlay turns
-Label Studio's ML switch off and ``ssrf_permission.MLBackendURLCheck`` does Label Studio's check itself
+Label Studio's ML switch off and ``ssrf_hooks`` (our routes for ``/api/ml``) does Label Studio's check itself
 on every URL sent to ``/api/ml`` (create, update), except on the URLs listed. With the list empty (the
 default) nothing changes: Label Studio refuses ML backends on loopback, as it ships.
 """

@@ -137,20 +137,3 @@ def test_synthetic_coco(tmp_path):
     for ann in coco['annotations']:
         x, y, w, h = ann['bbox']
         assert 0 <= x and x + w <= 64 and 0 <= y and y + h <= 64
-
-
-def test_ssrf_list_is_label_studios_default_minus_loopback():
-    import inspect
-    import re
-
-    from core.utils import io as ls_io
-
-    from ls_extensions.ml_backend import ssrf
-
-    source = inspect.getsource(ls_io.validate_ip)
-    default = re.findall(r"'([0-9a-f:.]+/\d+)',", source)
-    assert tuple(default) == ssrf.LABEL_STUDIO_DEFAULT_BANNED_SUBNETS
-    assert (
-        '127.0.0.0/8' not in ssrf.BANNED_SUBNETS_EXCEPT_LOOPBACK
-        and '169.254.0.0/16' in ssrf.BANNED_SUBNETS_EXCEPT_LOOPBACK
-    )

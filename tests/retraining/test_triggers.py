@@ -124,26 +124,6 @@ def test_builtin_training_untouched_without_our_policy(image_project, image_task
     assert len(calls) == 1  # the control: the monkeypatch sees Label Studio's call
 
 
-@pytest.fixture
-def broker_at(monkeypatch):
-    """Point the Celery app at a broker URL for this test."""
-    from ls_extensions.celery import app
-
-    def reset():
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    def use(url):
-        for key in ('broker_url', 'broker_write_url', 'broker_read_url'):  # celery 5.5 resolves all three
-            monkeypatch.setattr(app.conf, key, url)
-        reset()
-
-    yield use
-    reset()
-
-
 def test_broker_down_annotation_saves_fast_and_the_sweep_publishes_later(
     image_project, image_tasks, user, broker_at, tmp_path, django_capture_on_commit_callbacks
 ):

@@ -20,26 +20,6 @@ def celery_runner(settings):
 
 
 @pytest.fixture
-def broker_at(monkeypatch):
-    """Point the Celery app at a broker URL for this test (the app reads its settings once)."""
-    from ls_extensions.celery import app
-
-    def reset():
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    def use(url):
-        for key in ('broker_url', 'broker_write_url', 'broker_read_url'):  # celery 5.5 resolves all three
-            monkeypatch.setattr(app.conf, key, url)
-        reset()
-
-    yield use
-    reset()
-
-
-@pytest.fixture
 def broker(broker_at, tmp_path):
     """A real broker: kombu's SQLAlchemy transport on a SQLite file, as ``make run`` uses."""
     broker_at(f'sqla+sqlite:///{tmp_path / "broker.sqlite3"}')

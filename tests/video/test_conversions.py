@@ -139,19 +139,24 @@ def test_a_running_conversion_stamps_its_heartbeat_while_it_writes(client_owner,
 
 
 def test_a_broker_that_is_down_at_publish_leaves_the_conversion_to_the_sweep(
-    client_owner, snapshot_base, worker, django_capture_on_commit_callbacks, caplog
+    client_owner, snapshot_base, worker, django_capture_on_commit_callbacks, caplog, monkeypatch
 ):
     from ls_extensions.celery import app
     from ls_extensions.video import conversions
     from tests.support.server import free_port
 
-    broker = app.conf.CELERY_BROKER_URL  # the key as our settings give it (namespace CELERY)
-    app.conf.CELERY_BROKER_URL = f'redis://127.0.0.1:{free_port()}/0'  # nothing listens: a refused connection
-    try:
+    def drop_pool():  # not closed: an earlier test's pooled connection would reach the working broker
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    with monkeypatch.context() as patch:
+        dead = f'redis://127.0.0.1:{free_port()}/0'  # nothing listens: a refused connection
+        for key in ('broker_url', 'broker_write_url', 'broker_read_url'):  # celery 5.5 resolves all three
+            patch.setattr(app.conf, key, dead)
+        drop_pool()
         with django_capture_on_commit_callbacks(execute=True):
             response = convert(client_owner, snapshot_base)
-    finally:
-        app.conf.CELERY_BROKER_URL = broker
+    drop_pool()
     assert response.status_code == 200  # the request does not fail on the broker
     converted_id = response.json()['converted_format']
     assert conversion_row(converted_id).converted_format.status == 'created'
