@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from hypothesis import HealthCheck, currently_in_test_context, given, note, settings
+from hypothesis import currently_in_test_context, given, note, settings
 from hypothesis import strategies as st
 
 from tests.conftest import logged_in_client, make_project, make_user
@@ -42,13 +42,7 @@ from tests.support.routes import PUBLIC, ROUTES, fill, fill_values, methods_of, 
 pytestmark = pytest.mark.django_db
 
 EXAMPLES = 30  # per route and method
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz.fuzz_settings(EXAMPLES)
 
 # Label Studio's rows our endpoints could touch, besides every model of our own apps
 LABEL_STUDIO_MODELS = (

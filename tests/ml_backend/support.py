@@ -91,7 +91,21 @@ class ModelServerProcess(ManagedProcess):
         raise TimeoutError(f'training did not finish:\n{self.log_tail()}')
 
 
-class served:  # noqa: N801 - used as ``with served(app) as url``
+class ServedInThread:
+    """``self.httpd`` served from a daemon thread for the length of a ``with`` block."""
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+class served(ServedInThread):  # noqa: N801 - used as ``with served(app) as url``
     """The WSGI app on a loopback socket in a thread (the real wsgiref server and handler)."""
 
     def __init__(self, app, handler_class=None):
@@ -104,16 +118,6 @@ class served:  # noqa: N801 - used as ``with served(app) as url``
         )
         self.port = self.httpd.server_port
         self.url = f'http://127.0.0.1:{self.port}'
-
-    def __enter__(self):
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 def raw_request(port, data, close_write=True, timeout=30):
@@ -220,7 +224,7 @@ def png_data_uri(array):
     return 'data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode()
 
 
-class Listener:
+class Listener(ServedInThread):
     """An HTTP server on a loopback port that records every request (method, path, Authorization) and
     answers like Label Studio would (a PNG for ``/data/...``, a JSON export), so that whatever reaches
     it, token or not, is seen. ``with Listener(tasks) as listener: listener.url, listener.requests``."""
@@ -258,16 +262,6 @@ class Listener:
 
     def authorizations(self):
         return {auth for _, _, auth in self.requests}
-
-    def __enter__(self):
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 def png_bytes(array):

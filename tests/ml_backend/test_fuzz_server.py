@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from ls_extensions.ml_backend.server import ModelServer
@@ -38,13 +38,7 @@ from tests.support import fuzz
 FIXED = 'tests.ml_backend.support.FixedAdapter'
 CREDENTIALS = 'label-studio:s3cret-pass'
 EXAMPLES = 60
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz.fuzz_settings(EXAMPLES)
 STATUS_LINE = re.compile(r'[1-5][0-9]{2} [\t\x20-\x7e\x80-\xff]*')  # latin-1 minus control characters
 
 PATHS = sorted({path for _, path in ModelServer.ROUTES})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 SPECIAL_STRINGS = [
@@ -134,3 +135,14 @@ def queries(keys: list[str], base: dict | None = None):
     key = st.one_of(st.sampled_from(sorted(keys)), st.text(min_size=1, max_size=12))
     fuzzed = st.dictionaries(key, query_params, max_size=4)
     return st.tuples(st.booleans(), fuzzed).map(lambda t: {**base, **t[1]} if t[0] else t[1])
+
+
+def fuzz_settings(max_examples):
+    """Hypothesis settings for the fuzz tests: deterministic for CI (derandomized, no example database)."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
