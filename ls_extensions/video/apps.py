@@ -8,3 +8,8 @@ class VideoConfig(AppConfig):
     label = 'ls_ext_video'
     verbose_name = 'Video export and preparation'
     default_auto_field = 'django.db.models.BigAutoField'
+
+    def ready(self):
+        from ls_extensions.video.importer import connect_upload_check
+
+        connect_upload_check()  # warns (server log) about an uploaded video whose frames would mis-align

@@ -26,6 +26,8 @@ from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from ls_extensions import publishing
+
 from .export import ExportOptions, VideoExportError, build_export, export_file_name, require_format, write_export_file
 from .models import VideoConversion
 
@@ -69,17 +71,9 @@ def publish_sweep() -> bool:
 
 
 def _publish(task_name: str, *args) -> bool:
-    from ls_extensions.celery import app
     from ls_extensions.video import tasks
 
-    try:
-        with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1)  # kombu would otherwise retry for minutes
-            getattr(tasks, task_name).apply_async(args, retry=False, connection=connection)
-        return True
-    except Exception as exc:  # noqa: BLE001 - kombu raises many kinds of connection errors
-        logger.warning('could not publish %s%r (broker unavailable?): %s', task_name, args, exc)
-        return False
+    return publishing.publish(getattr(tasks, task_name), *args)
 
 
 # ---------------------------------------------------------------- the convert request

@@ -401,6 +401,7 @@ class ExportOptions:
     height: int | None = None
     only_annotated: bool = True
     images: bool = False  # frame images for formats where they are optional (MOT)
+    mot_origin: int = 1  # MOT pixel positions: 1-based (MOT Challenge) or 0-based (datumaro/CVAT)
 
 
 def wants_images(options: ExportOptions) -> bool:
@@ -600,7 +601,9 @@ def build_export(project, tasks: Iterable[dict], options: ExportOptions) -> Vide
             + (f'; and {len(unreadable) - 20} more' if len(unreadable) > 20 else ''),
             task_ids=[ts.task_id for ts in unreadable],
         )
-    export = VideoExport(list(label_ids), track_sets, frame_stride=options.frame_stride, skipped=skipped)
+    export = VideoExport(
+        list(label_ids), track_sets, frame_stride=options.frame_stride, skipped=skipped, mot_origin=options.mot_origin
+    )
     check_pixel_size(options.exporter, export)
     return export
 

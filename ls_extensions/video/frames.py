@@ -22,6 +22,107 @@ from av.video.reformatter import Interpolation
 # swscale's default YUV->RGB path truncates (every channel comes out about 1 level dark); this one
 # rounds and interpolates chroma like browsers do: unbiased, half the error, ~2 ms per 640x480 frame.
 _TO_RGB = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+_TO_YUV = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+
+
+@dataclass(frozen=True)
+class ColourTags:
+    """A stream's colour description (FFmpeg's names): the YUV matrix, primaries, transfer and range."""
+
+    matrix: str
+    primaries: str
+    transfer: str
+    range: str
+
+
+# Colours of the videos written here. The matrix is BT.601 (SMPTE 170M), limited range, because it is
+# what readers that ignore the tags assume: OpenCV's FFmpeg reader and swscale's defaults convert every
+# video with BT.601 whatever it is tagged, so a BT.709 video comes out up to 23/255 off in OpenCV. The
+# tags say so, for the readers that honour them (FFmpeg's filters, PyAV, browsers). Primaries and
+# transfer are the source images' own, sRGB's: Chromium converts primaries it is told about (BT.601's
+# 625-line primaries shift pure green by 29 levels on canvas). Measured per reader in
+# tests/video/test_colours.py and test_colours_browser.py; README, "Video preparation".
+WRITTEN_COLOURS = ColourTags(matrix='smpte170m', primaries='bt709', transfer='iec61966-2-1', range='tv')
+
+# FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic / AVColorRange codes.
+_MATRICES = {
+    0: 'gbr',
+    1: 'bt709',
+    2: 'unknown',
+    4: 'fcc',
+    5: 'bt470bg',
+    6: 'smpte170m',
+    7: 'smpte240m',
+    8: 'ycgco',
+    9: 'bt2020nc',
+    10: 'bt2020c',
+}
+_PRIMARIES = {
+    1: 'bt709',
+    2: 'unknown',
+    4: 'bt470m',
+    5: 'bt470bg',
+    6: 'smpte170m',
+    7: 'smpte240m',
+    8: 'film',
+    9: 'bt2020',
+    11: 'smpte431',
+    12: 'smpte432',
+}
+_TRANSFERS = {
+    1: 'bt709',
+    2: 'unknown',
+    4: 'gamma22',
+    5: 'gamma28',
+    6: 'smpte170m',
+    7: 'smpte240m',
+    8: 'linear',
+    13: 'iec61966-2-1',
+    14: 'bt2020-10',
+    15: 'bt2020-12',
+    16: 'smpte2084',
+    18: 'arib-std-b67',
+}
+_RANGES = {0: 'unknown', 1: 'tv', 2: 'pc'}
+# swscale's matrix for each tagged one. An untagged (or unusual) matrix is decoded as BT.601, as
+# OpenCV, swscale and Chromium do, so every reader of such a file agrees with ours.
+_SWS_MATRIX = {
+    'bt709': 'ITU709',
+    'fcc': 'FCC',
+    'bt470bg': 'ITU601',
+    'smpte170m': 'SMPTE170M',
+    'smpte240m': 'SMPTE240M',
+    'bt2020nc': 'BT2020',
+    'bt2020c': 'BT2020',
+}
+
+
+def _code(table: dict, name: str) -> int:
+    return next(code for code, known in table.items() if known == name)
+
+
+def colour_tags(frame_or_context) -> ColourTags:
+    """The colour tags of a decoded frame or a codec context (unknown codes read 'unknown')."""
+    return ColourTags(
+        matrix=_MATRICES.get(frame_or_context.colorspace, 'unknown'),
+        primaries=_PRIMARIES.get(frame_or_context.color_primaries, 'unknown'),
+        transfer=_TRANSFERS.get(frame_or_context.color_trc, 'unknown'),
+        range=_RANGES.get(frame_or_context.color_range, 'unknown'),
+    )
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """RGB pixels of a decoded frame, converted with the matrix and range the frame is tagged with.
+
+    Untagged matrices decode as BT.601 and untagged ranges as limited, FFmpeg's and OpenCV's defaults.
+    """
+    tags = colour_tags(frame)
+    return frame.to_ndarray(
+        format='rgb24',
+        interpolation=_TO_RGB,
+        src_colorspace=_SWS_MATRIX.get(tags.matrix, 'SMPTE170M'),
+        src_color_range='JPEG' if tags.range == 'pc' else 'MPEG',
+    )
 
 
 @dataclass(frozen=True)
@@ -32,6 +133,7 @@ class VideoInfo:
     fps: float
     codec: str
     frame_count_source: str  # 'header' or 'decoded'
+    colours: ColourTags | None = None  # as the stream is tagged; WRITTEN_COLOURS for videos written here
 
 
 @dataclass(frozen=True)
@@ -90,7 +192,7 @@ def open_video(path: str | os.PathLike):
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Frame count, size, frame rate and codec of the first video stream.
+    """Frame count, size, frame rate, codec and colour tags of the first video stream.
 
     The header's frame count is used when it agrees with the stream's duration; otherwise (WebM has no
     count, some muxers write wrong ones) the frames are decoded and counted.
@@ -103,6 +205,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             height=stream.codec_context.height,
             fps=float(rate) if rate else 0.0,
             codec=stream.codec_context.name,
+            colours=colour_tags(stream.codec_context),
         )
         if _header_count_trusted(stream, rate):
             return VideoInfo(frame_count=stream.frames, frame_count_source='header', **info)
@@ -142,7 +245,7 @@ def iter_frames(path: str | os.PathLike, ui_frames: Iterable[int]) -> Iterator[t
         stream.thread_type = 'AUTO'
         for decoded, frame in enumerate(container.decode(stream), start=1):
             if decoded == target:
-                yield target, frame.to_ndarray(format='rgb24', interpolation=_TO_RGB)
+                yield target, to_rgb(frame)
                 target = _next_request(wanted, target)
                 if target is None:
                     return
@@ -171,8 +274,8 @@ class VideoWriter:
     the 2 ms step that Label Studio adds when seeking), so decoded frame i is written frame i. All
     frames must have the first frame's size. Where the codec needs even sizes, the last row/column is
     repeated at the bottom/right: pixel coordinates of the source stay valid, nothing is cut off.
-    Colours are converted with BT.709 (limited range) and the stream is tagged so, which browsers
-    and this module's decoder then honour.
+    Colours are converted with BT.601 (limited range) and tagged so (`WRITTEN_COLOURS`): the one
+    matrix that readers ignoring the tags (OpenCV) and readers honouring them (browsers) both get right.
     The file is written under a temporary name and moved onto ``path`` (replacing it) only when
     ``close()`` succeeds, so a failed or interrupted run never leaves a truncated video at ``path``.
     """
@@ -205,7 +308,10 @@ class VideoWriter:
         if pad_h or pad_w:
             image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode='edge')
         frame = av.VideoFrame.from_ndarray(image, format='rgb24').reformat(
-            format='yuv420p', dst_colorspace='ITU709', dst_color_range='MPEG'
+            format='yuv420p',
+            dst_colorspace=_SWS_MATRIX[WRITTEN_COLOURS.matrix],
+            dst_color_range='MPEG',
+            interpolation=_TO_YUV,
         )
         frame.pts = self.frame_count
         self._container.mux(self._stream.encode(frame))
@@ -221,8 +327,10 @@ class VideoWriter:
         self._stream = self._container.add_stream(self.spec.encoder, rate=self.fps, options=self.options)
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, 'yuv420p'
         context = self._stream.codec_context
-        context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
-        context.color_range = 1  # limited ("tv")
+        context.colorspace = _code(_MATRICES, WRITTEN_COLOURS.matrix)
+        context.color_primaries = _code(_PRIMARIES, WRITTEN_COLOURS.primaries)
+        context.color_trc = _code(_TRANSFERS, WRITTEN_COLOURS.transfer)
+        context.color_range = _code(_RANGES, WRITTEN_COLOURS.range)
 
     def close(self) -> None:
         """Flush the encoder and move the finished file onto ``path``."""

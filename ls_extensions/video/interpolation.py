@@ -29,7 +29,7 @@ KEYFRAME_DTYPE = np.dtype(
     ]
 )
 GEOMETRY = ('x', 'y', 'width', 'height', 'rotation')
-MAX_FRAME = 2**53  # frames are JavaScript numbers: above this they are no longer exact integers
+MAX_FRAME = 2**53  # frames are JavaScript numbers: beyond +-this they are no longer exact integers
 DEFAULT_CHUNK_FRAMES = 1 << 13  # boxes per chunk: a few MB of output text at most
 _FAR = np.int64(2**62)  # stands for "to the end of any video" in segment bounds
 
@@ -74,8 +74,8 @@ def _frame(item: dict, index: int) -> int:
     _number(item, 'frame', index)
     raw = item['frame']
     whole = isinstance(raw, Integral) or float(raw).is_integer()
-    if not whole or not 0 < raw <= MAX_FRAME:
-        raise MalformedSequence(f'keyframe #{index}: "frame" must be a whole number from 1, got {raw!r}')
+    if not whole or not -MAX_FRAME <= raw <= MAX_FRAME:
+        raise MalformedSequence(f'keyframe #{index}: "frame" must be a whole number, got {raw!r}')
     return int(raw)
 
 
@@ -104,7 +104,7 @@ def _plain_keyframes(sequence) -> np.ndarray | None:
         values = np.array([*geometry, rotation], np.float64)
     except OverflowError:
         return None
-    if not (np.isfinite(values).all() and (frame > 0).all() and (frame <= MAX_FRAME).all()):
+    if not (np.isfinite(values).all() and (np.abs(frame) <= MAX_FRAME).all()):
         return None
     if frame.dtype.kind == 'f' and not (frame == np.floor(frame)).all():
         return None
@@ -119,7 +119,9 @@ def normalize_sequence(sequence) -> np.ndarray:
     """Validate a stored sequence into a `KEYFRAME_DTYPE` array, keeping the stored order.
 
     Missing `enabled` is false and missing `rotation` is 0, as in the UI; a missing or non-finite
-    frame or geometry raises `MalformedSequence`, since the UI would draw nothing sensible.
+    frame or geometry raises `MalformedSequence`, since the UI would draw nothing sensible. Any whole
+    frame is kept, as in the UI: a keyframe at frame 0 or below (tracker output converted 0-based) is
+    never drawn itself but takes part in the walk, so it interpolates into frames 1...
     """
     if isinstance(sequence, np.ndarray) and sequence.dtype == KEYFRAME_DTYPE:
         if not len(sequence):

@@ -59,6 +59,13 @@ class VideoFrameOptionsSerializer(serializers.Serializer):
         'decoded frame f - 1). YOLO and YOLO-OBB always include them.',
     )
 
+    mot_origin = serializers.ChoiceField(
+        choices=[0, 1],
+        default=1,
+        help_text="MOT: the first pixel's position, 1 as MOT Challenge and motmetrics read it (default), or 0 as "
+        "datumaro and CVAT's MOT import read it (they take the numbers as written).",
+    )
+
     def validate_frame_stride(self, value):
         most = limits.max_frames()
         if value > most:
@@ -88,6 +95,7 @@ class VideoFrameOptionsSerializer(serializers.Serializer):
             width=data.get('width'),
             height=data.get('height'),
             only_annotated=not data['download_all_tasks'],
+            mot_origin=int(data['mot_origin']),
         )
 
 

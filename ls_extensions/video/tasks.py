@@ -2,6 +2,7 @@
 
 from celery.signals import worker_ready
 
+from ls_extensions import migrations_ready
 from ls_extensions.celery import app
 from ls_extensions.video import conversions
 
@@ -13,6 +14,8 @@ def convert_snapshot(converted_format_id):
 
 @app.task(name='ls_ext_video.sweep_conversions', acks_late=True, ignore_result=True)
 def sweep_conversions():
+    if not migrations_ready.ready('video conversion sweep'):  # a worker started before migrate finished
+        return None
     return conversions.sweep()
 
 

@@ -81,7 +81,7 @@ def test_video_formats_appear_in_the_export_dialog_and_download(tmp_path, templa
             assert name.startswith(f'project-{pid}-video-mot-at-') and name.endswith('.zip')
             rows = mot.read('gt/gt.txt').decode().splitlines()
             assert len(rows) == 5 + 48  # fish on frames 1-5, crab from frame 3 to the video's 50th
-            assert rows[0] == '1,1,6.40,4.80,12.80,9.60,1,1,1'
+            assert rows[0] == '1,1,7.40,5.80,12.80,9.60,1,1,1'  # MOT Challenge pixels are 1-based
             assert 'imWidth=64' in mot.read('seqinfo.ini').decode()
 
             name, yolo = download(page, TITLES['VIDEO_YOLO'])

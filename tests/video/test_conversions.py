@@ -160,7 +160,7 @@ def test_a_broker_that_is_down_at_publish_leaves_the_conversion_to_the_sweep(
     assert response.status_code == 200  # the request does not fail on the broker
     converted_id = response.json()['converted_format']
     assert conversion_row(converted_id).converted_format.status == 'created'
-    assert any('could not publish convert_snapshot' in r.message for r in caplog.records)
+    assert any('could not publish' in r.message and 'convert_snapshot' in r.message for r in caplog.records)
     age_heartbeat(converted_id, conversions.stale_seconds() + 1)
     with worker():
         assert conversions.sweep() == 1

@@ -115,15 +115,15 @@ def test_mot_streams_every_ui_frame_with_size_and_count_from_the_video(client_ow
     assert files['gt/labels.txt'] == b'fish\ncrab\n'
     seqinfo = files['seqinfo.ini'].decode()
     assert 'seqLength=12' in seqinfo and 'imWidth=64' in seqinfo and 'imHeight=48' in seqinfo
-    assert 'frameRate=25.0' in seqinfo
+    assert 'frameRate=25' in seqinfo.splitlines()
     rows = mot_rows(files['gt/gt.txt'].decode())
     fish = [r for r in rows if r[1] == 1]
     crab = [r for r in rows if r[1] == 2]
     assert [r[0] for r in fish] == [1, 2, 3, 4, 5]
-    assert [r[2] for r in fish] == [6.4, 12.8, 19.2, 25.6, 32.0]
-    assert fish[0][3:6] == [4.8, 12.8, 9.6] and fish[0][7] == 1
+    assert [r[2] for r in fish] == [7.4, 13.8, 20.2, 26.6, 33.0]  # MOT Challenge pixels are 1-based
+    assert fish[0][3:6] == [5.8, 12.8, 9.6] and fish[0][7] == 1
     assert [r[0] for r in crab] == list(range(3, 13))  # held to the end of the real video
-    assert crab[0][2:6] == [0.0, 24.0, 16.0, 12.0] and crab[0][7] == 2
+    assert crab[0][2:6] == [1.0, 25.0, 16.0, 12.0] and crab[0][7] == 2
     summary = json.loads(files['summary.json'])
     assert summary['boxes'] == 15
     assert summary['tasks'][0]['frame_count_source'] == 'video'
@@ -146,6 +146,16 @@ def test_json_keeps_the_task_and_lists_every_frame(client_owner, video_project, 
     assert fish[2]['x'] == pytest.approx(30.0) and fish[2]['time'] == pytest.approx(3 / 25)
     assert results['r-fish']['meta']['frames_count_source'] == 'video'
     assert tasks[0]['data']['video'].startswith('/data/upload/')
+
+
+def test_a_track_starting_at_frame_0_is_exported_as_the_ui_draws_it(client_owner, video_project, user):
+    # Tracker output converted 0-based: the UI interpolates from frame 0 into frames 1...; not a malformed track.
+    url = upload_video(video_project, user)
+    add_task(video_project, user, url, [track([kf(0, True, x=0.0), kf(4, False, x=40.0)], 'fish')])
+    response = export(client_owner, video_project, format='JSON')
+    assert response['X-Export-Warnings'] == '0'
+    sequence = json.loads(body(response))[0]['annotations'][0]['result'][0]['value']['sequence']
+    assert [(e['frame'], e['x']) for e in sequence] == [(1, 10.0), (2, 20.0), (3, 30.0), (4, 40.0)]
 
 
 def test_csv_has_percent_and_pixel_columns(client_owner, video_project, video_task):
@@ -259,7 +269,14 @@ def test_tasks_without_annotations_only_on_request(client_owner, video_project, 
 
 
 def test_bad_filter_values_are_400(client_owner, video_project, video_task):
-    for params in ({'frame_stride': 0}, {'frame_stride': 'x'}, {'ids': 'a'}, {'width': 640}):
+    for params in (
+        {'frame_stride': 0},
+        {'frame_stride': 'x'},
+        {'ids': 'a'},
+        {'width': 640},
+        {'mot_origin': 2},
+        {'mot_origin': 'x'},
+    ):
         response = export(client_owner, video_project, format='MOT', **params)
         assert response.status_code == 400, (params, response.content)
 
@@ -317,8 +334,8 @@ def test_image_formats_name_the_tasks_whose_video_is_missing(client_owner, video
 
 MALFORMED = {
     'non-numeric': [kf(1, x='left')],
-    'zero frame': [kf(0)],
-    'negative frame': [kf(-3)],
+    'fractional frame': [kf(2.5)],
+    'frame beyond JavaScript integers': [kf(2**60)],
     'empty': [],
     'not a list': 'frames',
 }
@@ -340,7 +357,7 @@ def test_malformed_sequences_are_skipped_with_a_warning_per_track(client_owner, 
     messages = json.loads(response['X-Export-Warning-Messages'])
     assert all(m.startswith(f'task {bad.id}: track ') for m in messages)
     assert 'must be a number' in messages[0] and '"x"' in messages[0]
-    assert 'whole number from 1, got 0' in messages[1] and 'got -3' in messages[2]
+    assert 'whole number, got 2.5' in messages[1] and f'got {2**60}' in messages[2]
     assert 'no keyframes' in messages[3] and 'must be a list' in messages[4]
     assert 'value is not an object' in messages[5] and 'has no label' in messages[6]
     coco = json.loads(data)

@@ -27,7 +27,7 @@ from ls_extensions.video.formats import (
 from ls_extensions.video.interpolation import expand_sequence
 
 LABELS = ['car', 'person']
-SKIPPED = 'track 3 (car) skipped: keyframe #0: "frame" must be a whole number from 1, got 0'
+SKIPPED = 'track 3 (car) skipped: keyframe #0: "frame" must be a whole number, got 0.5'
 
 
 def kf(frame, enabled=True, x=10.0, y=10.0, width=20.0, height=20.0, rotation=0.0):
@@ -42,7 +42,7 @@ def task(task_id=1, video='clips/road.mp4', tracks=None, **extra):
     tracks = tracks or [
         Track(1, 'car', 0, sequence=CAR, result_id='r-car', annotation_id=7),
         Track(2, 'person', 1, sequence=PERSON, result_id='r-person', annotation_id=7),
-        Track(3, 'car', 0, sequence=[{'frame': 0, 'x': 1}], result_id='r-bad', annotation_id=7),
+        Track(3, 'car', 0, sequence=[{'frame': 0.5, 'x': 1}], result_id='r-bad', annotation_id=7),
     ]
     fields = dict(frame_count=6, frame_count_source='video', width=200, height=100, fps=2.0)
     return VideoTrackSet(task_id=task_id, video=video, tracks=tracks, **{**fields, **extra})
@@ -98,15 +98,15 @@ def test_mot_single_video():
     files = unzip(data)
     assert set(files) == {'seqinfo.ini', 'gt/gt.txt', 'gt/labels.txt', 'summary.json'}
     assert files['gt/gt.txt'].decode().splitlines() == [
-        '1,1,20.00,10.00,40.00,20.00,1,1,1',
-        '2,1,40.00,10.00,40.00,20.00,1,1,1',
-        '3,1,60.00,10.00,40.00,20.00,1,1,1',
-        '5,2,80.00,50.00,20.00,20.00,1,2,1',
-        '6,2,80.00,50.00,20.00,20.00,1,2,1',
+        '1,1,21.00,11.00,40.00,20.00,1,1,1',  # MOT Challenge pixels are 1-based: x + 1, y + 1
+        '2,1,41.00,11.00,40.00,20.00,1,1,1',
+        '3,1,61.00,11.00,40.00,20.00,1,1,1',
+        '5,2,81.00,51.00,20.00,20.00,1,2,1',
+        '6,2,81.00,51.00,20.00,20.00,1,2,1',
     ]
     assert files['gt/labels.txt'] == b'car\nperson\n'
     seqinfo = files['seqinfo.ini'].decode().splitlines()
-    assert {'frameRate=2.0', 'seqLength=6', 'imWidth=200', 'imHeight=100', 'name=road'} <= set(seqinfo)
+    assert {'frameRate=2', 'seqLength=6', 'imWidth=200', 'imHeight=100', 'name=road'} <= set(seqinfo)
     assert json.loads(files['summary.json'])['tasks'][0]['warnings'] == [SKIPPED]
     assert summary.boxes == 5 and summary.warnings == [f'task 1: {SKIPPED}']
 
@@ -123,7 +123,7 @@ def test_mot_several_videos_get_a_folder_each_with_unique_names():
         'road_2/seqinfo.ini',
         'summary.json',
     ]
-    assert files['road_2/gt/gt.txt'] == b'4,1,20.00,10.00,40.00,20.00,1,2,1\n'
+    assert files['road_2/gt/gt.txt'] == b'4,1,21.00,11.00,40.00,20.00,1,2,1\n'
 
 
 def test_pixel_formats_name_the_task_without_a_video_size():
@@ -295,10 +295,11 @@ def test_cvat_tracks_outside_markers_and_centre_rotation():
         (2, '1', '0', '60.00', '10.00', '100.00', '30.00', '0.00'),
         (3, '1', '1', '60.00', '10.00', '100.00', '30.00', '0.00'),
     ]
-    # rotated about the top-left at (100, 50): centre (90, 60), so the centre-rotated box spans 80..100 x 50..70
+    # rotated about the top-left at (100, 50): centre (90, 60), so the centre-rotated box spans 80..100 x 50..70;
+    # held to the end, so CVAT needs only the first as a keyframe (it holds the last keyframe)
     assert boxes_of(person) == [
         (4, '1', '0', '80.00', '50.00', '100.00', '70.00', '90.00'),
-        (5, '1', '0', '80.00', '50.00', '100.00', '70.00', '90.00'),
+        (5, '0', '0', '80.00', '50.00', '100.00', '70.00', '90.00'),
     ]
     assert json.loads(files['summary.json'])['boxes'] == 5 == summary.boxes
 
@@ -339,16 +340,10 @@ def test_yolo_axis_aligned_labels_images_and_classes():
     assert summary.warnings == ['task 1: 1 frames had no image']
 
 
-def test_yolo_switches_to_oriented_boxes_when_a_box_is_rotated():
+def test_yolo_writes_a_rotated_box_as_its_bounds():
     files = unzip(run('YOLO', task(frame_images=frame_images))[0])
-    assert (
-        files['labels/road/000001.txt']
-        == b'0 0.100000 0.100000 0.300000 0.100000 0.300000 0.300000 0.100000 0.300000\n'
-    )
-    assert (
-        files['labels/road/000005.txt']
-        == b'1 0.500000 0.500000 0.500000 0.700000 0.400000 0.700000 0.400000 0.500000\n'
-    )
+    assert files['labels/road/000001.txt'] == b'0 0.200000 0.200000 0.200000 0.200000\n'
+    assert files['labels/road/000005.txt'] == b'1 0.450000 0.600000 0.100000 0.200000\n'  # bounds 80,50 20x20 px
     assert files['labels/road/000004.txt'] == b''
 
 
@@ -386,6 +381,7 @@ def test_coco_video_images_tracks_and_pixel_boxes():
         'id': 8,
         'video_id': 2,
         'frame_index': 1,
+        'frame_id': 1,
         'file_name': 'b/000002.jpg',
         'width': 100,
         'height': 50,

@@ -155,7 +155,7 @@ def test_odd_sizes(tmp_path, codec, size):
 
 @pytest.mark.parametrize('codec', sorted(CODECS))
 def test_colours_survive(tmp_path, codec):
-    """Saturated and skin colours come back within a few levels (BT.709 both ways, tagged in the stream)."""
+    """Saturated and skin colours come back within a few levels (every reader: test_colours.py)."""
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (128, 128, 128), (224, 172, 105), (20, 20, 20)]
     image = np.zeros((48, 96, 3), np.uint8)
     for i, colour in enumerate(colours):

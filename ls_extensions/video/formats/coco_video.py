@@ -1,10 +1,15 @@
 """COCO-video (TAO-like) JSON: `videos`, `images` per frame, `tracks`, `annotations`, `categories`.
 
-Every (exported, see `frame_stride`) frame of every video is an image (`frame_index` 0-based, `file_name` `<video>/<frame>.jpg`
-with the 1-based frame, as in the YOLO and MOT layouts); annotation `bbox` is `[x, y, w, h]` in
-pixels around the (possibly rotated) box. Ids are 1-based and assigned in output order; an image id
-is the video's offset plus its frame, so annotations need no lookup table. Written as it goes;
-`info`, last, carries the export summary.
+Every (exported, see `frame_stride`) frame of every video is an image with `file_name` `<video>/<frame>.jpg`
+(the 1-based frame, as in the YOLO and MOT layouts), TAO's `frame_index` (the frame's 0-based index in
+the video) and mmtracking's `frame_id` (CocoVID: the 0-based position among the video's images, as
+mmtracking's converters number them; the same as `frame_index` without a stride; 0 starts a video).
+An annotation's `bbox` is `[x, y, w, h]` in pixels around the (possibly rotated) box, not clipped;
+`segmentation` is the box itself as a polygon, its four corners as the UI draws them (so the angle
+survives; datumaro warns on every annotation without `segmentation`), `area` that polygon's area, and
+`instance_id` (mmtracking's name) equals `track_id` (TAO's). Ids are 1-based and assigned in output
+order; an image id is the video's offset plus its frame, so annotations need no lookup table. Written
+as it goes; `info`, last, carries the export summary.
 """
 
 from __future__ import annotations
@@ -12,16 +17,22 @@ from __future__ import annotations
 import json
 from typing import BinaryIO
 
-from ..interpolation import bounding_box
+import numpy as np
+
+from ..interpolation import bounding_box, corners
 from .model import ExportSummary, VideoExport
 from .registry import exporter
 from .streaming import JsonArray, PreparedTask, dump_json, prepare, text_writer, video_stems
 
 # Templates rather than json.dumps per item: several times faster, and stems are already JSON-safe.
-IMAGE = '{"id": %d, "frame_index": %d, "file_name": "%s/%06d.jpg", "video_id": %d, "width": %d, "height": %d}'
+IMAGE = (
+    '{"id": %d, "frame_index": %d, "frame_id": %d, "file_name": "%s/%06d.jpg", "video_id": %d, '
+    '"width": %d, "height": %d}'
+)
 ANNOTATION = (
-    '{"id": %d, "image_id": %d, "video_id": %d, "track_id": %d, "category_id": %d, "iscrowd": 0, '
-    '"bbox": [%.2f, %.2f, %.2f, %.2f], "area": %.2f}'
+    '{"id": %d, "image_id": %d, "video_id": %d, "track_id": %d, "instance_id": %d, "category_id": %d, '
+    '"iscrowd": 0, "bbox": [%.2f, %.2f, %.2f, %.2f], "area": %.2f, '
+    '"segmentation": [[%.2f, %.2f, %.2f, %.2f, %.2f, %.2f, %.2f, %.2f]]}'
 )
 
 
@@ -48,7 +59,8 @@ def _images(tasks: list[PreparedTask], stems: list[str], offsets: list[int]):
         fixed = (video_id, ts.width, ts.height)
         for lo in range(1, ts.frame_count + 1, task.chunk_frames):
             frames = task.frames(lo, min(lo + task.chunk_frames - 1, ts.frame_count))
-            yield ', '.join(IMAGE % (offset + f, f - 1, stem, f, *fixed) for f in frames)
+            stride = task.frame_stride
+            yield ', '.join(IMAGE % (offset + f, f - 1, (f - 1) // stride, stem, f, *fixed) for f in frames)
 
 
 def _tracks(tasks: list[PreparedTask]):
@@ -67,14 +79,17 @@ def _annotations(tasks: list[PreparedTask], offsets: list[int]):
         size = task.track_set.width, task.track_set.height
         for track, source in task.tracks:
             track_id += 1
-            fixed = (video_id, track_id, track.label_id + 1)
+            fixed = (video_id, track_id, track_id, track.label_id + 1)
             for b in task.chunks(source):
                 boxes = [v.tolist() for v in bounding_box(b.x, b.y, b.width, b.height, b.rotation, *size)]
+                polygons = corners(b.x, b.y, b.width, b.height, b.rotation, *size).reshape(len(b), 8).tolist()
+                areas = np.abs(b.width * size[0] / 100 * b.height * size[1] / 100).tolist()
                 ids = range(annotation_id + 1, annotation_id + len(b) + 1)
                 annotation_id += len(b)
+                rows = zip(ids, b.frame.tolist(), *boxes, areas, polygons, strict=True)
                 yield ', '.join(
-                    ANNOTATION % (i, offset + frame, *fixed, left, top, width, height, width * height)
-                    for i, frame, left, top, width, height in zip(ids, b.frame.tolist(), *boxes, strict=True)
+                    ANNOTATION % (i, offset + frame, *fixed, left, top, width, height, area, *polygon)
+                    for i, frame, left, top, width, height, area, polygon in rows
                 )
 
 

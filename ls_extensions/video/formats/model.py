@@ -102,10 +102,13 @@ class VideoExport:
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     frame_stride: int = 1
     skipped: list[SkippedTask] = field(default_factory=list)
+    mot_origin: int = 1  # MOT's first pixel: 1 (MOT Challenge, motmetrics) or 0 (datumaro, CVAT's MOT import)
 
     def __post_init__(self):
         if not isinstance(self.frame_stride, int) or self.frame_stride < 1:
             raise ValueError(f'frame_stride must be a whole number from 1, got {self.frame_stride!r}')
+        if self.mot_origin not in (0, 1):
+            raise ValueError(f'mot_origin must be 0 or 1, got {self.mot_origin!r}')
 
 
 @dataclass
@@ -115,7 +118,9 @@ class TaskSummary:
     frame_count: int
     frame_count_source: str
     tracks: int = 0
-    boxes: int = 0
+    boxes: int = 0  # shown by the UI on the exported frames
+    boxes_clipped: int = 0  # written cut to the frame (formats that cannot leave it: YOLO, YOLO-OBB)
+    boxes_dropped: int = 0  # not written: nothing of the box is inside the frame (YOLO, YOLO-OBB)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -133,6 +138,14 @@ class ExportSummary:
         return sum(task.boxes for task in self.tasks)
 
     @property
+    def boxes_clipped(self) -> int:
+        return sum(task.boxes_clipped for task in self.tasks)
+
+    @property
+    def boxes_dropped(self) -> int:
+        return sum(task.boxes_dropped for task in self.tasks)
+
+    @property
     def warnings(self) -> list[str]:
         written = [f'task {task.task_id}: {message}' for task in self.tasks for message in task.warnings]
         return written + [f'task {task.task_id} skipped: {task.reason}' for task in self.skipped]
@@ -141,4 +154,5 @@ class ExportSummary:
         stride = {'frame_stride': self.frame_stride} if self.frame_stride != 1 else {}
         skipped = {'skipped': [asdict(task) for task in self.skipped]} if self.skipped else {}
         tasks = [asdict(task) for task in self.tasks]
-        return {'format': self.format, **stride, 'boxes': self.boxes, 'tasks': tasks, **skipped}
+        counts = {'boxes': self.boxes, 'boxes_clipped': self.boxes_clipped, 'boxes_dropped': self.boxes_dropped}
+        return {'format': self.format, **stride, **counts, 'tasks': tasks, **skipped}

@@ -1,13 +1,20 @@
 """MOT Challenge ground truth: `gt/gt.txt` rows `frame,id,bb_left,bb_top,bb_width,bb_height,conf,class,visibility`.
 
-Frames and track ids are 1-based, boxes in pixels; a rotated box becomes the axis-aligned box around
-it (MOT has no angle). Class ids are 1-based lines of `gt/labels.txt`. One video sits at the zip
-root; several get one sequence folder each, named after the video. When the track sets carry
-`frame_images` (optional here), the frames go to `img1/<frame>.jpg` as `seqinfo.ini` says.
+Frames and track ids are 1-based; boxes are pixels with MOT Challenge's 1-based (MATLAB) positions,
+`bb_left = x + 1` for the UI's 0-based x: motmetrics subtracts the 1 again (`io.load_motchallenge`).
+datumaro's `mot_seq` (and so CVAT's MOT import) keeps the numbers as written: `VideoExport.mot_origin = 0`
+(the `mot_origin=0` export option) writes the UI's 0-based positions for those readers. A rotated box becomes the axis-aligned box around it
+(MOT has no angle); boxes are not clipped (MOT ground truth has boxes past the frame edges).
+`seqinfo.ini`'s `frameRate` is a whole number, since readers `int()` it (datumaro, mmtracking's
+converters): the video's rate rounded to the nearest, halves up (29.97 -> 30). Class ids are 1-based
+lines of `gt/labels.txt`. One video sits at the zip root; several get one sequence folder each, named
+after the video. When the track sets carry `frame_images` (optional here), the frames go to
+`img1/<frame>.jpg` as `seqinfo.ini` says.
 """
 
 from __future__ import annotations
 
+import math
 from typing import BinaryIO
 
 import numpy as np
@@ -18,9 +25,10 @@ from .registry import exporter
 from .streaming import PreparedTask, format_rows, open_zip, prepare, video_stems, write_member, write_summary
 
 ROWS_PER_BATCH = 1 << 14  # rows formatted per NumPy call (about 1 MB of text)
+DEFAULT_FRAME_RATE = 24  # the UI's <Video frameRate> default, for a track set that knows no rate
 
 
-def _rows(task: PreparedTask):
+def _rows(task: PreparedTask, origin: int):
     """gt.txt text, track by track and frame by frame, formatted a batch of rows at a time with NumPy."""
     size = task.track_set.width, task.track_set.height
     batch: list[tuple[int, int, FrameBoxes, tuple]] = []
@@ -31,13 +39,13 @@ def _rows(task: PreparedTask):
             batch.append((track.track_id, track.label_id + 1, boxes, pixels))
             pending += len(boxes)
             if pending >= ROWS_PER_BATCH:
-                yield _format(batch)
+                yield _format(batch, origin)
                 batch, pending = [], 0
     if batch:
-        yield _format(batch)
+        yield _format(batch, origin)
 
 
-def _format(batch) -> bytes:
+def _format(batch, origin: int) -> bytes:
     def column(values):
         return np.concatenate(values) if len(values) > 1 else np.asarray(values[0])
 
@@ -45,6 +53,7 @@ def _format(batch) -> bytes:
     track = column([np.full(len(boxes), track_id) for track_id, _, boxes, _ in batch])
     label = column([np.full(len(boxes), class_id) for _, class_id, boxes, _ in batch])
     left, top, width, height = (column([pixels[i] for *_, pixels in batch]) for i in range(4))
+    left, top = left + origin, top + origin
     return format_rows(
         [
             (frame, 0),
@@ -67,7 +76,7 @@ def _format(batch) -> bytes:
 
 def _seqinfo(task: PreparedTask, stem: str) -> str:
     ts = task.track_set
-    fps = ts.fps if ts.fps else ''
+    fps = max(1, math.floor(ts.fps + 0.5)) if ts.fps else DEFAULT_FRAME_RATE  # halves up: 12.5 -> 13
     return (
         f'[Sequence]\nname={stem}\nimDir=img1\nframeRate={fps}\nseqLength={ts.frame_count}\n'
         f'imWidth={ts.width}\nimHeight={ts.height}\nimExt=.jpg\n'
@@ -103,7 +112,7 @@ def write_mot(out: BinaryIO, export: VideoExport) -> ExportSummary:
             folder = f'{stem}/' if len(tasks) > 1 else ''
             write_member(archive, f'{folder}seqinfo.ini', [_seqinfo(task, stem)])
             write_member(archive, f'{folder}gt/labels.txt', [labels])
-            write_member(archive, f'{folder}gt/gt.txt', _rows(task))
+            write_member(archive, f'{folder}gt/gt.txt', _rows(task, export.mot_origin))
             _write_images(archive, task, folder)
         write_summary(archive, summary)
     return summary

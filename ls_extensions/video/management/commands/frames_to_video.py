@@ -5,6 +5,7 @@ documented and tested there.
 """
 
 from argparse import ArgumentTypeError
+from contextlib import contextmanager
 from fractions import Fraction
 from functools import partial
 from types import SimpleNamespace
@@ -59,16 +60,7 @@ class Command(BaseCommand):
 
     def handle(self, *, root, out, fps, patterns, codec, crf, overwrite, on_size_mismatch, on_bad_image, **options):
         project, user = self.import_target(options['project'], options['user']) if options['project'] else (None, None)
-        # Django appends a newline to every write; the bar needs raw '\r' updates.
-        raw_stderr = SimpleNamespace(
-            write=partial(self.stderr.write, ending='', style_func=str), flush=self.stderr.flush
-        )
-        with tqdm(total=0, unit='frame', file=raw_stderr, disable=options['verbosity'] == 0) as bar:
-
-            def progress(done, total):
-                bar.total = total
-                bar.update(done - bar.n)
-
+        with self.progress_bar('frame', options['verbosity']) as progress:
             try:
                 records = prepare_videos(
                     root,
@@ -98,6 +90,21 @@ class Command(BaseCommand):
         failed = sum(record.status == 'failed' for record in records)
         if failed:
             raise CommandError(f'{failed} folder(s) failed; see {out}/manifest.json')
+
+    @contextmanager
+    def progress_bar(self, unit, verbosity):
+        """A ``progress(done, total)`` callback drawing a bar on stderr (none at verbosity 0)."""
+        # Django appends a newline to every write; the bar needs raw '\r' updates.
+        raw_stderr = SimpleNamespace(
+            write=partial(self.stderr.write, ending='', style_func=str), flush=self.stderr.flush
+        )
+        with tqdm(total=0, unit=unit, file=raw_stderr, disable=verbosity == 0) as bar:
+
+            def progress(done, total):
+                bar.total = total
+                bar.update(done - bar.n)
+
+            yield progress
 
     def import_target(self, project_id, email):
         """Check the project and user before encoding anything, so a typo costs no encoding time."""
