@@ -6,10 +6,16 @@ Every change here is a setting Label Studio reads; nothing of Label Studio is pa
 import os
 
 from core.settings.label_studio import *  # noqa: F403
-from core.settings.label_studio import BASE_DATA_DIR, INSTALLED_APPS, MIDDLEWARE, ML_BLOCK_LOCAL_IP
+from core.settings.label_studio import BASE_DATA_DIR, DATABASES, INSTALLED_APPS, LOGGING, MIDDLEWARE, ML_BLOCK_LOCAL_IP
 
+from ls_extensions import ui
 from ls_extensions.ml_backend import ssrf
 from ls_extensions.privacy import csp
+from settings import log_config, sqlite
+
+# SQLite (the embedded default): WAL, a 30 s busy wait, write lock at BEGIN; see settings/sqlite.py
+sqlite.harden(DATABASES)
+LOGGING = log_config.once(LOGGING)  # each log line once (Label Studio's gives `django` the root's handler too)
 
 INSTALLED_APPS = [
     *INSTALLED_APPS,
@@ -21,6 +27,22 @@ INSTALLED_APPS = [
     'ls_extensions.deploy',  # manage.py migrate_once
 ]
 ROOT_URLCONF = 'ls_extensions.urls'
+
+# The template seam (ls_extensions/ui/__init__.py): our base.html extends Label Studio's and adds the
+# "Retraining" links to its settings sidebar and Data Manager bar, which have no hook of their own.
+TEMPLATES = [{**TEMPLATES[0], 'DIRS': [ui.TEMPLATE_DIR, *TEMPLATES[0]['DIRS']]}, *TEMPLATES[1:]]  # noqa: F405
+
+# Legacy API tokens on for new organizations (Label Studio's own setting, off by default in 1.23): the
+# token Label Studio's ML protocol hands a model server in /setup is the project creator's legacy token,
+# so without it a connected model server gets 401 on every image. It reaches only ML backends the
+# operator listed (LS_EXT_ML_BACKEND_URLS, egress guard) and our model server sends it only to --ls-url.
+# LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=false turns it off (then give the model server LABEL_STUDIO_API_KEY).
+LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN = os.environ.get('LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN', 'true').lower() in (
+    '1',
+    'true',
+    'yes',
+    'on',
+)
 
 # Usage telemetry is already off by COLLECT_ANALYTICS; the middleware is dropped as well so that
 # no future default can switch the relay back on.

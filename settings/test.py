@@ -20,6 +20,6 @@ from core.settings.label_studio import *  # noqa: E402, F403
 from settings.overlay import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ['django.contrib.auth.hashers.MD5PasswordHasher']  # fast user creation
-LS_EXT_RETRAINING_PUBLISH_IN_BACKGROUND = False  # in-process tests record publishes in order
+LS_EXT_PUBLISH_IN_BACKGROUND = False  # in-process tests record publishes in order (ls_extensions.publishing)
 LS_EXT_SCORING_RUNNER = 'inline'  # scoring jobs run in the caller; tests of the Celery path set 'celery'
 bootstrap.refresh_django_settings()

@@ -31,6 +31,23 @@ def _is_jwt(token):
 MAX_REDIRECTS = 5
 
 
+def refusal(status, token):
+    """What a user reads when Label Studio refuses the model server's token: the cause and both cures.
+
+    Under 300 characters: Label Studio shows it from the reason phrase of the model server's answer."""
+    if not token:
+        return (
+            f'Label Studio answered {status}: the model server has no Label Studio token; start it with '
+            'LABEL_STUDIO_API_KEY=<personal access token>'
+        )
+    kind = 'personal access token' if _is_jwt(token) else 'legacy token'
+    return (
+        f"Label Studio refused the model server's {kind} ({status}): it cannot read images or annotations. "
+        'Enable legacy tokens (Organization > API Tokens Settings > Legacy Tokens) or start the model server '
+        'with LABEL_STUDIO_API_KEY=<personal access token>'
+    )
+
+
 class LabelStudioClient:
     """Sends its token to its own ``url``'s host and nowhere else (redirects to other hosts included).
 
@@ -98,13 +115,26 @@ class LabelStudioClient:
             r = self._session.get(url, headers=self._auth_header(refresh=True), timeout=self.timeout, **kwargs)
         return r
 
+    def check_token(self, timeout=2.0):
+        """Raise LabelStudioError when Label Studio refuses this token (401/403), so that ``/setup`` fails and
+        Label Studio shows why (on connect, and as the model's Error state). Label Studio not answering in
+        ``timeout`` is not decided here: the reads themselves report it, task by task."""
+        url = urljoin(self.url, 'api/current-user/whoami')
+        try:
+            r = self._session.get(url, headers=self._auth_header(), timeout=timeout, allow_redirects=False)
+            if r.status_code == 401 and _is_jwt(self.token):
+                r = self._session.get(
+                    url, headers=self._auth_header(refresh=True), timeout=timeout, allow_redirects=False
+                )
+        except requests.RequestException:
+            return None
+        if r.status_code in (401, 403):
+            raise LabelStudioError(refusal(r.status_code, self.token))
+        return r.status_code
+
     def _checked(self, r, url):
         if r.status_code == 401:
-            raise LabelStudioError(
-                f'Label Studio refused the token (401) for {urlsplit(url).path}: enable legacy tokens for the '
-                'organization (or LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN) or give the server a personal access '
-                'token (LABEL_STUDIO_API_KEY)'
-            )
+            raise LabelStudioError(f'{refusal(401, self.token)} (reading {urlsplit(url).path})')
         if r.status_code >= 400:
             raise LabelStudioError(f'Label Studio answered {r.status_code} for {urlsplit(url).path}')
         return r

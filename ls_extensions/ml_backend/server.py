@@ -244,6 +244,9 @@ class ModelServer:
             )
         if project_id is not None:
             self.projects[project_id] = {'label_config': schema, 'hostname': hostname, 'access_token': token}
+            client = self.label_studio_for(project_id)
+            if client is not None:  # a refused token fails /setup: Label Studio shows the reason, not only a log
+                client.check_token()
         return {'model_version': self.version, 'labels': label_map.describe()}
 
     def predict(self, body):

@@ -19,6 +19,7 @@ import logging
 from core.utils.exceptions import LabelStudioAPIException, SsrfBlockedUrlError
 from core.utils.io import validate_upload_url
 from django.conf import settings
+from django.db import transaction
 from ml import api as ml_api
 from ml.serializers import MLBackendSerializer
 from rest_framework import serializers
@@ -73,6 +74,13 @@ class MembersOnly:
 class URLCheckedMLBackendListAPI(MembersOnly, ml_api.MLBackendListAPI):
     serializer_class = URLCheckedMLBackendSerializer
     schema = None  # the API docs keep Label Studio's entry for the same path
+
+    def perform_create(self, serializer):
+        """Label Studio's create in one transaction: it inserts the row, then calls the backend and saves the
+        project; a failure after the insert (a busy SQLite database in ``project.save``) left the row behind,
+        and "Validate and Save" clicked again made a second identical backend. Now it leaves nothing."""
+        with transaction.atomic():
+            super().perform_create(serializer)
 
 
 class URLCheckedMLBackendDetailAPI(MembersOnly, ml_api.MLBackendDetailAPI):

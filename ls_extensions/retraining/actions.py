@@ -13,8 +13,12 @@ def retrain_now(project, queryset, **kwargs):
     policy = services.trigger_now(project.id, 'manual (Data Manager)')
     page = reverse('ls_ext_retraining:page', args=[project.id])
     if policy.running:
-        return {'detail': f'A training run is going; one more run will follow it. Progress and history: {page}'}
+        return {
+            'detail': f'A training run is going; one more run will follow it. Progress and history: {page}',
+            'page': page,
+        }
     return {
-        'detail': "Retraining requested: the project's ML backend trains in the background. "
-        f'Progress and history: {page}'
+        'detail': "Retraining requested: the project's ML backend trains on all annotations in the background. "
+        f'Progress and history: {page}',
+        'page': page,
     }

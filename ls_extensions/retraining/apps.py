@@ -22,8 +22,9 @@ class RetrainingConfig(AppConfig):
             permission=all_permissions.projects_change,
             dialog={
                 'title': 'Retrain the model',
-                'text': "Ask the project's ML backend to train on all annotations now, then re-predict unlabeled "
-                "tasks. Progress and history: the project's Retraining page, /projects/<id>/retraining/",
+                'text': "Ask the project's ML backend to train on all annotations of the project now (whichever "
+                'tasks are selected), then re-predict the unlabeled tasks. Progress and history: the "Retraining" '
+                'button beside "Settings" at the top of the Data Manager.',
                 'type': 'confirm',
             },
         )

@@ -6,7 +6,7 @@ every step ends by enqueueing the next one after its transaction commits.
 """
 
 import logging
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -14,6 +14,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
+from ls_extensions import publishing
 from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -46,47 +47,28 @@ ACTIVE = {'enabled': True, 'stopped_reason': ''}  # a policy that may start runs
 
 
 def enqueue(task_name, *args, countdown=None):
-    """Publish a task now; a broker that is down is logged and reported, never raised.
+    """Publish the retraining task ``task_name`` now; a broker that is down is logged and reported, never raised.
 
     A trigger whose publish fails stays ``pending`` in the database; ``sweep`` (periodic, and at
-    worker start) publishes it again.
+    worker start) publishes it again. A name that is not a task raises AttributeError here.
     """
-    from ls_extensions.celery import app
     from ls_extensions.retraining import tasks
 
-    try:
-        with app.connection_for_write() as connection:
-            # one connection attempt (broker_connection_timeout): kombu would otherwise retry for minutes
-            connection.ensure_connection(max_retries=1)
-            getattr(tasks, task_name).apply_async(args, countdown=countdown, retry=False, connection=connection)
-        return True
-    except Exception as exc:  # noqa: BLE001 - kombu raises many kinds of connection errors
-        logger.warning('could not enqueue %s%r (broker unavailable?): %s', task_name, args, exc)
-        return False
+    return publishing.publish(getattr(tasks, task_name), *args, countdown=countdown)
 
 
 def enqueue_on_commit(task_name, *args, countdown=None):
     transaction.on_commit(lambda: enqueue(task_name, *args, countdown=countdown))
 
 
-_publisher = None
-
-
 def enqueue_in_background(task_name, *args):
-    """Publish from a thread: an annotation request never waits on the broker, even an unreachable one.
+    """Publish from the publisher thread: an annotation request never waits on the broker, even an unreachable one.
 
     If the process dies before the publish (or the broker is down), what was to be published is still
     recorded in the database (a ``pending`` trigger, a project that still follows its backend live), and
     ``sweep`` publishes it.
     """
-    global _publisher
-    if not getattr(settings, 'LS_EXT_RETRAINING_PUBLISH_IN_BACKGROUND', True):
-        return enqueue(task_name, *args)
-    if _publisher is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix='ls-ext-retraining-publish')
-    _publisher.submit(enqueue, task_name, *args)
+    publishing.in_background(enqueue, task_name, *args)
 
 
 # --- counting (the annotation receivers) ---------------------------------------------------------
@@ -323,8 +305,9 @@ def begin_training(run_id):
     backend. A backend that cannot be reached is retried with back-off (the run goes back to ``queued``);
     one that answers with an error fails the run. A delivery lost while it held the claim (its worker
     killed) is taken over once the claim's heartbeat goes stale: the training job Label Studio recorded
-    since the claim is adopted, else the backend is asked (again: only here can it train twice, when the
-    worker died between the backend's answer and Label Studio recording the job).
+    since the claim is adopted, else the job our model server lists as created since the claim (the
+    worker died between the backend's answer and Label Studio recording it), else the backend is asked.
+    Only a backend that lists no jobs (not ours) can then train twice.
     """
     from ml.models import MLBackendState
 
@@ -337,8 +320,9 @@ def begin_training(run_id):
     predict_only = run.metrics.get('predict_only')
     if run.taken_over and not predict_only:
         job = train_job_since(backend, run.requested_at)
-        if job is not None:  # the lost delivery's request reached the backend: no second training
-            return training_started(run, job.job_id)
+        job_id = job.job_id if job is not None else backend_job_since(backend, run)
+        if job_id:  # the lost delivery's request reached the backend: no second training
+            return training_started(run, job_id)
     try:
         version = backend.update_state()
         if backend.state == MLBackendState.DISCONNECTED:
@@ -402,6 +386,21 @@ def train_job_since(backend, moment):
     return MLBackendTrainJob.objects.filter(ml_backend=backend, created_at__gte=moment).order_by('-id').first()
 
 
+def backend_job_since(backend, run):
+    """The id of the training job our model server lists (``GET /training``) for the run's project, created
+    since the run's claim; '' when there is none or the backend does not list its jobs."""
+    answer = backend.api._request('training', method='GET', verbose=False, timeout=10)
+    if answer.is_error or not isinstance(answer.response, dict):
+        return ''
+    status = answer.response
+    since = run.requested_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')  # the server's created_at format
+    listed = [status.get('running'), status.get('queued'), *(status.get('history') or [])]
+    for job in listed:
+        if isinstance(job, dict) and job.get('project') == run.project_id and str(job.get('created_at', '')) >= since:
+            return str(job.get('id') or '')
+    return ''
+
+
 def training_started(run, job_id):
     """``requesting`` -> ``training``; the first poll after ``poll_seconds()``."""
     moved = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.REQUESTING).update(
@@ -460,7 +459,9 @@ def training_state(backend, run):
             for job in status['history']:
                 if job and job.get('id') == run.job_id:
                     state = 'succeeded' if job.get('status') == 'succeeded' else 'failed'
-                    return state, job.get('version') or '', job.get('metrics') or {}, job.get('message') or ''
+                    images = {k: job[k] for k in ('train_images', 'eval_images') if isinstance(job.get(k), int)}
+                    metrics = {**(job.get('metrics') or {}), **images}
+                    return state, job.get('version') or '', metrics, job.get('message') or ''
             for key in ('running', 'queued'):
                 if (status.get(key) or {}).get('id') == run.job_id:
                     return 'running', '', (status.get(key) or {}).get('progress') or {}, ''
@@ -505,6 +506,8 @@ def poll_training(run_id):
         enqueue('poll_training', run.id, countdown=countdown)
         return run
     run.metrics = {**run.metrics, **metrics, 'training_seconds': seconds_since(run.started_at)}
+    if message:  # the model server's own note on the job (e.g. why no mAP was measured), shown with the run
+        run.metrics['backend_message'] = message[:500]
     if state == 'lost':
         return fail(run, message, transient=True)
     if state == 'failed':  # often an outage behind the backend (it reads annotations from us): retried

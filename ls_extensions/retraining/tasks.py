@@ -2,6 +2,7 @@
 
 from celery.signals import worker_ready
 
+from ls_extensions import migrations_ready
 from ls_extensions.celery import app
 from ls_extensions.retraining import services
 
@@ -34,6 +35,8 @@ def repredict_batch(run_id):
 
 @app.task(name='ls_ext_retraining.sweep', acks_late=True, ignore_result=True)
 def sweep():
+    if not migrations_ready.ready('retraining sweep'):  # a worker started before migrate finished
+        return None
     return services.sweep()
 
 

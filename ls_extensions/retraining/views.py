@@ -1,19 +1,19 @@
 """The project's retraining page: the policy as a form, "Retrain now", the live state and the run history.
 
-Server-rendered, no JavaScript (the page reloads itself every few seconds while a run is going or
-pending); members of the project's organization only, like the API (others get 404).
+Server-rendered inside Label Studio's own page (it extends Label Studio's ``base.html``: its React app
+shows our ``content`` block under its header, as it does for its own Django-rendered pages); a
+three-line script reloads it every few seconds while a run is going or pending. Members of the
+project's organization only, like the API (others get 404).
 """
-
-import json
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
-from ml.models import MLBackend
+from ml.models import MLBackend, MLBackendState
 
-from ls_extensions.retraining import services
+from ls_extensions.retraining import presentation, services
 from ls_extensions.retraining.api import RUNS_LIMIT, policy_of, project_for
 from ls_extensions.retraining.models import TrainingRun
 from ls_extensions.retraining.serializers import PolicySerializer
@@ -54,18 +54,36 @@ def run_rows(project):
     runs = TrainingRun.objects.filter(project=project).order_by('-id')[:RUNS_LIMIT]
     rows = []
     for run in runs:
-        metrics = json.dumps(run.metrics, sort_keys=True) if run.metrics else ''
         percent = int(100 * run.tasks_predicted / run.tasks_to_predict) if run.tasks_to_predict else None
+        going = run.status not in TrainingRun.FINISHED
         rows.append(
             {
                 'run': run,
+                'title': presentation.run_title(run.trigger, run.metrics),
+                'predict_only': bool((run.metrics or {}).get('predict_only')),
                 'duration': duration(run, now),
-                'metrics': metrics,
+                'metrics': presentation.readable_metrics(run.metrics, finished=not going),
+                'message': presentation.backend_message(run.metrics),
                 'percent': percent,
-                'going': run.status not in TrainingRun.FINISHED,
+                'going': going,
             }
         )
     return rows
+
+
+def backend_rows(project, selected):
+    """The project's ML backends with the state Label Studio last recorded (an error says why)."""
+    return [
+        {
+            'id': b.id,
+            'label': b.title or b.url,
+            'url': b.url,
+            'selected': str(b.id) == selected,
+            'state': b.get_state_display(),
+            'error': (b.error_message or '') if b.state == MLBackendState.ERROR else '',
+        }
+        for b in MLBackend.objects.filter(project=project).order_by('id')
+    ]
 
 
 def page_context(request, project, policy, values=None, errors=None):
@@ -77,10 +95,7 @@ def page_context(request, project, policy, values=None, errors=None):
             'ml_backend': policy.ml_backend_id,
         }
     selected = str(values.get('ml_backend') or '')
-    backends = [
-        {'id': b.id, 'label': b.title or b.url, 'url': b.url, 'selected': str(b.id) == selected}
-        for b in MLBackend.objects.filter(project=project).order_by('id')
-    ]
+    backends = backend_rows(project, selected)
     return {
         'project': project,
         'policy': policy,
@@ -93,6 +108,7 @@ def page_context(request, project, policy, values=None, errors=None):
         'notice': NOTICES.get(request.GET.get('done', '')),
         'page_url': reverse('ls_ext_retraining:page', args=[project.id]),
         'runs_limit': RUNS_LIMIT,
+        'predict_only_help': presentation.PREDICT_ONLY_HELP,
     }
 
 

@@ -1,6 +1,7 @@
 """Data Manager integration through Label Studio's hooks: columns, annotations, a filter expression.
 
-- ``DATA_MANAGER_GET_ALL_COLUMNS`` -> :func:`get_all_columns` adds "Uncertainty" and "Model version"
+- ``DATA_MANAGER_GET_ALL_COLUMNS`` -> :func:`get_all_columns` adds "Uncertainty" and "Model version" in
+  projects with an object tag we score (``Image``; not in video or text projects)
   (and lets a page of tasks reuse Label Studio's costly column list for a few seconds: :func:`base_columns`).
 - ``data_manager.managers.update_annotation_map(ANNOTATIONS)`` (from ``apps.ready``) annotates them
   with the one-to-one row's value as a plain subquery: no aggregate, no join, so Label Studio's count
@@ -21,6 +22,7 @@ from ls_extensions.scoring.models import TASK_RELATION
 
 UNCERTAINTY = ranking.FIELD
 MODEL_VERSION = 'uncertainty_model_version'
+SCORED_OBJECT_TAGS = frozenset({'image'})  # object tags (lower case) whose regions the detector scores
 TASK_PAGE_PATH = '/api/tasks'
 BASE_COLUMNS_TTL = 10.0  # seconds a page of tasks may reuse Label Studio's column list (see base_columns)
 _base_columns = {}
@@ -85,9 +87,21 @@ def base_columns(project, *args, **kwargs):
     return copy.deepcopy(cached[1])
 
 
+def scores_project(project):
+    """Whether the project's config has an object tag whose predictions we score (``SCORED_OBJECT_TAGS``).
+
+    ``data_types`` is Label Studio's stored map of the config's object tags (data key -> tag name), so
+    this reads no XML. A video or text project gets no "Uncertainty" column that could never fill.
+    """
+    return any(str(tag).lower() in SCORED_OBJECT_TAGS for tag in (project.data_types or {}).values())
+
+
 def get_all_columns(project, *args, **kwargs):
-    """Label Studio's columns plus ours, placed before the ``data`` root column (which must stay last)."""
+    """Label Studio's columns plus ours (in projects we score), before the ``data`` root column (which
+    must stay last)."""
     result = base_columns(project, *args, **kwargs)
+    if not scores_project(project):
+        return result
     columns = result['columns']
     at = next((i for i, c in enumerate(columns) if c.get('id') == 'data' and 'children' in c), len(columns))
     columns[at:at] = columns_for(project.id)

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
+from ls_extensions import publishing
 from ls_extensions.scoring import services
 from ls_extensions.scoring.models import RecomputeJob, ScoringPolicy, TaskUncertainty
 
@@ -55,7 +56,7 @@ def enqueue(project_id, kind=RecomputeJob.RECOMPUTE, reason=''):
     if runner() == 'inline':
         run_job(job.id)
     else:
-        transaction.on_commit(lambda: _publish(job.id))
+        transaction.on_commit(lambda: publishing.in_background(_publish, job.id))
     return job
 
 

@@ -1,6 +1,7 @@
 """Celery tasks of the scoring app: thin, idempotent, taking ids; the work is in ``jobs``.
 
-Published by :func:`publish` after the transaction that created the job commits. A broker that is
+Published by :func:`publish` from the publisher thread (``ls_extensions.publishing``) after the
+transaction that created the job commits, so a request never waits on the broker. A broker that is
 down never fails the request that asked: the job stays queued in the database and the sweep (beat, and
 each worker start) publishes it again.
 """
@@ -9,6 +10,7 @@ import logging
 
 from celery.signals import worker_ready
 
+from ls_extensions import migrations_ready, publishing
 from ls_extensions.celery import app
 from ls_extensions.scoring import jobs
 
@@ -22,20 +24,15 @@ def run_job(job_id):
 
 @app.task(name='ls_ext_scoring.sweep', acks_late=True, ignore_result=True)
 def sweep():
+    if not migrations_ready.ready('scoring sweep'):  # a worker started before migrate finished
+        return None
     return jobs.sweep()
 
 
 def publish(job_id):
     """Send job ``job_id`` to a worker; True if the broker took it. Never raises: a failure is logged."""
-    try:
-        with app.connection_for_write() as connection:
-            # one connection attempt (broker_connection_timeout): kombu would otherwise retry for minutes
-            connection.ensure_connection(max_retries=0)
-            run_job.apply_async((job_id,), retry=False, connection=connection)
-        return True
-    except Exception as exc:  # noqa: BLE001 - kombu raises many kinds of connection errors
-        logger.warning('scoring job %s not published (broker unavailable?), the sweep retries: %s', job_id, exc)
-        return False
+    # one connection attempt (broker_connection_timeout): kombu would otherwise retry for minutes
+    return publishing.publish(run_job, job_id, attempts=0)
 
 
 @worker_ready.connect

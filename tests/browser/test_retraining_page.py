@@ -3,14 +3,21 @@
 A user signs up, makes a project (API call from the logged-in page, as the UI makes it), opens
 /projects/<id>/retraining/, changes the threshold and saves (the API then reports it), presses
 "Retrain now" and sees the state turn pending. The page must raise no CSP violation.
+
+And the way a user gets there: from the Data Manager's "Retraining" button and from the "Retraining"
+entry of the project's settings sidebar (the template seam, ls_extensions/ui), onto the page inside
+Label Studio's header, where a finished run reads as values (loss, mAP before -> after, images,
+seconds) with the model server's own message.
 """
+
+import subprocess
 
 import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.browser.walk import WalkRecord, guard_context, launch, sign_up_and_log_in
 from tests.label_configs import IMAGE_BOXES
-from tests.support.server import LabelStudioServer
+from tests.support.server import BIN, REPO, LabelStudioServer
 
 pytestmark = pytest.mark.browser
 
@@ -56,9 +63,12 @@ def test_policy_form_and_retrain_now(tmp_path, template_db):
 
             page.on('console', lambda message: console.append((message.type, message.text)))
             page.on('pageerror', lambda error: console.append(('pageerror', str(error))))
-            response = page.goto(url, wait_until='load')
+            response = page.goto(
+                url, wait_until='networkidle'
+            )  # Label Studio's app has rendered the page: no re-render resets the form
             assert response.status == 200
-            assert page.locator('h1').inner_text() == 'Retraining — Fish'
+            assert page.locator('.ls-ext-retraining h1').inner_text() == 'Retraining — Fish'
+            assert page.locator('.lsf-menu-header').is_visible()  # Label Studio's own header around it
             csp = response.headers.get('content-security-policy', '')
             assert "default-src 'self'" in csp  # the enforced policy is the one this page ran under
             assert page.locator('#no-runs').is_visible()
@@ -67,6 +77,7 @@ def test_policy_form_and_retrain_now(tmp_path, template_db):
             page.check('#id_enabled')
             page.click('#save-policy')
             page.wait_for_url('**/retraining/?done=saved')
+            page.wait_for_load_state('networkidle')
             assert page.get_by_text('Policy saved.').is_visible()
             assert page.input_value('#id_threshold') == '9'
             policy = api(page, 'GET', f'{server.url}/api/projects/{pid}/retraining/')
@@ -85,11 +96,13 @@ def test_policy_form_and_retrain_now(tmp_path, template_db):
             page.wait_for_timeout(500)
             assert any(is_csp_violation(text) and CONTROL in text for _, text in console), console
 
-            page.goto(url, wait_until='load')
+            page.goto(
+                url, wait_until='networkidle'
+            )  # Label Studio's app has rendered the page: no re-render resets the form
             page.click('#retrain-now')
             page.wait_for_url('**/retraining/?done=*')
             assert page.locator('#pending').inner_text() == 'yes'
-            assert page.locator('meta[http-equiv=refresh]').count() == 1  # reloads itself while pending
+            assert 'location.reload()' in page.content()  # reloads itself while pending
             assert api(page, 'GET', f'{server.url}/api/projects/{pid}/retraining/')['pending'] is True
         except Exception:
             page.screenshot(path=str(tmp_path / 'retraining-page-failure.png'))
@@ -102,4 +115,76 @@ def test_policy_form_and_retrain_now(tmp_path, template_db):
     assert violations == [], violations
     errors = [entry for entry in page_console if entry[0] in ('error', 'pageerror')]
     assert errors == [('error', 'Failed to load resource: the server responded with a status of 400 (Bad Request)')]
+    assert record.external_requests == []
+
+
+# a finished run of the project, as the retraining loop records it (the loop itself: tests/retraining/test_worker.py)
+RECORD_RUN = """
+from django.utils import timezone
+from ls_extensions.retraining.models import TrainingRun
+now = timezone.now()
+TrainingRun.objects.create(project_id={pid}, trigger='threshold', status='succeeded', annotations_used=6,
+    version_before='torch.v0', version_after='torch.v1', started_at=now, finished_at=now,
+    metrics={{'loss': 0.4321, 'map_before': 0.05, 'map_after': 0.61, 'train_images': 6, 'epochs': 25,
+             'seconds_per_epoch': 0.08, 'training_seconds': 3.5, 'run_seconds': 5.25,
+             'progress': {{'epoch': 24, 'epochs': 25, 'loss': 0.5}},
+             'backend_message': 'trained on 6 images; mAP needs at least 10 annotated images'}})
+"""
+
+
+def test_from_the_data_manager_and_the_settings_menu_to_the_runs(tmp_path, template_db):
+    record = WalkRecord()
+    console = []
+    with LabelStudioServer(tmp_path / 'data', template_db) as server, sync_playwright() as pw:
+        browser = launch(pw)
+        context = browser.new_context(viewport={'width': 1400, 'height': 900})
+        guard_context(context, record)
+        page = context.new_page()
+        page.on('console', lambda m: console.append((m.type, m.text, (m.location or {}).get('url', ''))))
+        page.on('pageerror', lambda error: console.append(('pageerror', str(error), '')))
+        try:
+            sign_up_and_log_in(page, server.url, record, 'clicker@example.org')
+            pid = api(page, 'POST', f'{server.url}/api/projects', data={'title': 'Fish', 'label_config': IMAGE_BOXES})[
+                'id'
+            ]
+            subprocess.run(
+                [str(BIN / 'python'), str(REPO / 'manage.py'), 'shell', '-c', RECORD_RUN.format(pid=pid)],
+                env=server.env,
+                check=True,
+                timeout=300,
+                capture_output=True,
+            )
+            page.goto(f'{server.url}/projects/{pid}/data', wait_until='load')
+            page.click('#ls-ext-retraining-dm', timeout=60_000)  # beside "Settings" in the Data Manager's bar
+            page.wait_for_url(f'**/projects/{pid}/retraining/')
+            page.wait_for_selector('.ls-ext-retraining #runs')
+            assert page.locator('.lsf-menu-header').is_visible()
+            run = page.locator('#runs tbody tr').first
+            text = run.inner_text()
+            for shown in (
+                'Loss\n0.4321',
+                'mAP@0.5 before → after\n0.05 → 0.61',
+                'Images\n6 trained on',
+                'Run took\n5.2 s',
+                'Model server: trained on 6 images; mAP needs at least 10 annotated images',
+            ):
+                assert shown in text, (shown, text)
+            assert 'Loss so far' not in text and 'Epoch\n' not in text  # no stale mid-run progress
+            assert 'predict_only' not in text and '{' not in text  # values, not JSON
+            page.click('#retrain-now')  # offered with no task selected: trains on all annotations
+            page.wait_for_url('**/retraining/?done=*')
+            assert page.locator('#pending').inner_text() == 'yes'
+
+            page.goto(f'{server.url}/projects/{pid}/settings', wait_until='load')
+            page.click('#ls-ext-retraining-settings', timeout=60_000)  # after "Model" in the settings sidebar
+            page.wait_for_url(f'**/projects/{pid}/retraining/')
+            page.wait_for_selector('.ls-ext-retraining #runs')
+        except Exception:
+            page.screenshot(path=str(tmp_path / 'retraining-links-failure.png'))
+            raise
+        finally:
+            context.close()
+            browser.close()
+    ours = [entry for entry in console if entry[0] in ('error', 'pageerror') and 'heidi-tips' not in entry[2]]
+    assert ours == [], ours
     assert record.external_requests == []

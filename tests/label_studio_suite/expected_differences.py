@@ -5,10 +5,6 @@ marks them ``xfail(strict=True)``: one that starts passing fails the run, so the
 """
 
 EXPECTED_DIFFERENCES = {
-    'tests/data_manager/test_columns_api.py::test_columns_api_returns_expected_ids': (
-        'our Data Manager columns "Uncertainty" and "Model version" follow Label Studio\'s own '
-        '(DATA_MANAGER_GET_ALL_COLUMNS, ls_extensions/scoring/dm.py)'
-    ),
     'tests/test_contextlog.py::test_contextlog': (
         'usage telemetry is removed: ContextLogMiddleware is dropped, nothing is sent to tele.labelstud.io '
         '(settings/overlay.py, README "Offline by construction")'

@@ -1,6 +1,7 @@
 """Fixtures of the retraining tests: a stub ML backend on loopback, recorded publishes, a drain loop."""
 
 import threading
+import time
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -64,7 +65,8 @@ class StubBackend:
         if path in ('/webhook', '/train'):
             if path == '/webhook' and body.get('action') != 'START_TRAINING':
                 return {'status': 'ignored'}
-            return self.train()
+            project = body.get('project')
+            return self.train(project.get('id') if isinstance(project, dict) else project)
         if path == '/training':
             self.finish()
             return {'state': 'idle', 'running': None, 'queued': None, 'history': [self._job(j) for j in self.jobs]}
@@ -82,10 +84,12 @@ class StubBackend:
     def release_training(self):
         self._held.set()
 
-    def train(self):
+    def train(self, project_id=None):
         with self.lock:
             self.train_calls += 1
+            created_at = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())  # as our model server lists its jobs
             job = {'id': f'job-{self.train_calls}', 'status': 'running', 'version': None}
+            job.update(project=project_id, created_at=created_at)
             self.jobs.insert(0, job)
             gate, self._train_gate = self._train_gate, None
         self.train_entered.set()

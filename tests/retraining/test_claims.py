@@ -118,6 +118,30 @@ def test_a_request_lost_after_the_backend_got_it_is_taken_over_without_a_second_
     assert stub_backend.train_calls == 1 and stub_backend.versions == ['stub.v0', 'stub.v1']
 
 
+def test_a_request_lost_before_label_studio_recorded_the_job_is_adopted_from_the_backend(
+    image_project, backend, stub_backend, enqueued, django_capture_on_commit_callbacks
+):
+    """The worker died between the backend's answer to /train and Label Studio recording the job: the
+    take-over finds the job in the backend's own list (GET /training) instead of training a second time."""
+    from ml.models import MLBackendTrainJob
+
+    from ls_extensions.retraining import services
+    from ls_extensions.retraining.models import TrainingRun
+
+    run = claimed_run(image_project, backend)
+    services.begin_training(run.id)
+    assert stub_backend.train_calls == 1
+    MLBackendTrainJob.objects.filter(ml_backend=backend).delete()  # never recorded
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    TrainingRun.objects.filter(pk=run.pk).update(status='requesting', job_id='', heartbeat_at=an_hour_ago)
+    enqueued.clear()
+    assert services.sweep() == 1
+    drain(enqueued, django_capture_on_commit_callbacks)
+    run.refresh_from_db()
+    assert run.status == 'succeeded' and run.recovered == 1 and run.job_id == 'job-1'
+    assert stub_backend.train_calls == 1
+
+
 def test_a_request_lost_before_it_reached_the_backend_asks_once(
     image_project, backend, stub_backend, enqueued, django_capture_on_commit_callbacks
 ):

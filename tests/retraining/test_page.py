@@ -69,11 +69,15 @@ def test_get_renders_policy_state_and_runs_newest_first(client_owner, image_proj
     assert 'csrfmiddlewaretoken' in html
     assert html.index('manual (API)') < html.index('threshold</td>')  # newest first
     assert 'fish.v1' in html and 'fish.v2' in html and '10/10' in html and '1m 35s' in html
-    assert '{&quot;loss&quot;: 0.25}' in html
+    assert '<dt>Loss</dt><dd>0.25</dd>' in html and '&quot;loss&quot;' not in html  # a value, not JSON
     assert 'backend &lt;b&gt;exploded&lt;/b&gt;' in html  # escaped
-    assert 'http-equiv="refresh"' not in html  # nothing going: no reload
-    assert f'href="/projects/{image_project.id}/data"' in html
-    assert '<script' not in html  # our CSP is about inline code too: the page needs none
+    assert 'location.reload()' not in html  # nothing going: no reload
+    assert f'href="/projects/{image_project.id}/data" data-external' in html
+    # inside Label Studio's page: its base template (app settings, React app) with ours as its main content
+    main = html[html.index('<template id="main-content">') : html.index('</template>')]
+    assert 'id="app-settings"' in html and '/react-app/main.js' in html
+    assert 'Retraining — ' in main and 'id="state"' in main and 'id="runs"' in main
+    assert 'title: "Retraining"' in html  # Label Studio's breadcrumbs
 
 
 def test_runs_are_capped_at_100(client_owner, image_project):
@@ -91,14 +95,15 @@ def test_refreshes_itself_while_a_run_is_pending_or_going(client_owner, image_pr
 
     policy = RetrainingPolicy.objects.create(project=image_project, pending=True)
     html = client_owner.get(page_url(image_project)).content.decode()
-    assert f'<meta http-equiv="refresh" content="5; url=/projects/{image_project.id}/retraining/">' in html
+    reload = f'if (location.pathname === "/projects/{image_project.id}/retraining/") location.reload(); }}, 5000);'
+    assert reload in html
 
     RetrainingPolicy.objects.filter(pk=policy.pk).update(pending=False, running=True)
     TrainingRun.objects.create(
         project=image_project, trigger='threshold', status='predicting', tasks_to_predict=8, tasks_predicted=3
     )
     html = client_owner.get(page_url(image_project)).content.decode()
-    assert 'http-equiv="refresh"' in html
+    assert reload in html
     assert '<progress max="8" value="3">37%</progress> 3/8' in html
 
 
@@ -221,3 +226,85 @@ def test_data_manager_action_points_to_the_page(client_owner, image_project, enq
     )
     assert response.status_code == 200, response.content
     assert f'/projects/{image_project.id}/retraining/' in response.json()['detail']
+
+
+def test_run_results_read_as_values_with_the_model_servers_message(client_owner, image_project):
+    """A finished run: loss, mAP before -> after, images, seconds as labelled values, the backend's own note,
+    and none of the progress it had mid-run; a run going shows its latest epoch and loss."""
+    from django.utils import timezone
+
+    from ls_extensions.retraining.models import TrainingRun
+
+    now = timezone.now()
+    metrics = {
+        'loss': 0.123456,
+        'map_before': 0.1,
+        'map_after': 0.6543,
+        'train_images': 6,
+        'eval_images': 2,
+        'epochs': 25,
+        'seconds_per_epoch': 0.05,
+        'training_seconds': 4.2,
+        'run_seconds': 71,
+        'progress': {'epoch': 3, 'epochs': 25, 'loss': 9.9},
+        'unreachable_polls': 0,
+        'backend_message': 'trained on 6 images; mAP needs at least 10 annotated images',
+    }
+    done = TrainingRun.objects.create(
+        project=image_project, trigger='threshold', status='succeeded', metrics=metrics, started_at=now, finished_at=now
+    )
+    going = TrainingRun.objects.create(
+        project=image_project, trigger='manual (page)', status='training', metrics={'progress': metrics['progress']}
+    )
+    html = client_owner.get(page_url(image_project)).content.decode()
+    row = html[html.index(f'<tr id="run-{done.id}">') :]
+    row = row[: row.index('</tr>')]
+    for label, value in [
+        ('Loss', '0.1235'),
+        ('mAP@0.5 before → after', '0.1 → 0.654'),
+        ('Images', '6 trained on, 2 held out for mAP'),
+        ('Epochs', '25'),
+        ('Seconds per epoch', '0.05 s'),
+        ('Training took', '4.2 s'),
+        ('Run took', '1 min 11 s'),
+    ]:
+        assert f'<dt>{label}</dt><dd>{value}</dd>' in row, label
+    assert 'Model server: trained on 6 images; mAP needs at least 10 annotated images' in row
+    assert 'Epoch' not in row.replace('Epochs', '') and '9.9' not in row  # no stale mid-run progress
+    assert 'polls' not in row.lower()
+    row = html[html.index(f'<tr id="run-{going.id}">') :]
+    row = row[: row.index('</tr>')]
+    assert '<dt>Epoch</dt><dd>3 of 25</dd>' in row and '<dt>Loss so far</dt><dd>9.9</dd>' in row
+
+
+def test_the_pre_annotation_run_is_named_and_explained(client_owner, image_project):
+    from ls_extensions.retraining import presentation
+    from ls_extensions.retraining.models import TrainingRun
+
+    TrainingRun.objects.create(
+        project=image_project, trigger='predictions of the served version', status='queued', metrics={'predict_only': 1}
+    )
+    html = client_owner.get(page_url(image_project)).content.decode()
+    assert 'predictions of the served version' not in html
+    assert presentation.PREDICT_ONLY_TITLE in html and 'No training.' in html
+
+
+def test_a_model_in_error_says_why_on_the_page(client_owner, image_project):
+    from ml.models import MLBackend, MLBackendState
+
+    MLBackend.objects.create(
+        project=image_project,
+        url='http://127.0.0.1:9/',
+        title='fishnet',
+        state=MLBackendState.ERROR,
+        error_message="Label Studio refused the model server's legacy token (401)",
+    )
+    html = client_owner.get(page_url(image_project)).content.decode()
+    assert 'Model: fishnet — Error: Label Studio refused the model server&#x27;s legacy token (401)' in html
+
+
+def test_retrain_now_needs_no_selected_task_and_the_dialog_names_no_placeholder():
+    from django.conf import settings
+
+    action = settings.DATA_MANAGER_ACTIONS['retrain_now']
+    assert '<id>' not in action['dialog']['text'] and '"Retraining"' in action['dialog']['text']

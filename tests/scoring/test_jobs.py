@@ -180,3 +180,33 @@ def test_a_job_that_keeps_failing_is_not_queued_again_forever(scored_project, ce
 
     response = client_owner.post(f'/api/projects/{scored_project.id}/uncertainty/recompute/')
     assert response.status_code == 202 and response.json()['status'] == 'queued'  # the user's retry is queued
+
+
+def test_the_request_hands_the_publish_to_the_publisher_thread_and_never_waits_on_it(
+    celery_runner, broker, settings, client_owner, image_project, django_capture_on_commit_callbacks
+):
+    """The production path: the publish runs on the publisher thread. That thread is held busy here, so the
+    request can only answer if it does not wait on the publish; the message arrives once the thread is free."""
+    import threading
+
+    from ls_extensions import publishing
+
+    settings.LS_EXT_PUBLISH_IN_BACKGROUND = True
+    (task,) = make_tasks(image_project, 1)
+    held, publisher_threads = threading.Event(), []
+    busy = publishing.in_background(held.wait, 60)
+    body = {'task': task.id, 'model_version': 'v1', 'score': 0.5, 'result': [box(1, 1, 5, 5, score=0.4)]}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_owner.post('/api/predictions/', json.dumps(body), content_type='application/json')
+    assert response.status_code == 201, response.content
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client_owner.get(f'/api/dm/columns/?project={image_project.id}').status_code == 200
+    (job,) = jobs_of(image_project)
+    assert job.status == 'queued' and not busy.done()  # answered while the publisher was still busy
+    assert deliver_all() == []  # nothing published yet: the publish waits its turn on that thread
+    publishing.in_background(lambda: publisher_threads.append(threading.current_thread().name))
+    held.set()
+    publishing.wait_idle()
+    assert publisher_threads[0].startswith(publishing.THREAD_NAME)
+    assert deliver_all() == [('ls_ext_scoring.run_job', (job.id,))]
+    assert [v for v, _, _ in stored(image_project).values()] == pytest.approx([1 - 0.4])  # the job ran

@@ -143,7 +143,7 @@ EXPECTED_SOON: set[str] = set()  # routes known to the table before they are rou
 
 # deliberately open routes: the reason, and they must answer nothing of any project
 PUBLIC = {
-    'heidi-tips/': "replaces Label Studio's GitHub tips fetch with a local 404 (offline); LS's frontend calls it",
+    'heidi-tips/': "replaces Label Studio's GitHub tips fetch with a local empty collection (offline); LS's frontend calls it",
     'api/ls-ext/health/': 'readiness probe for load balancers/orchestrators: check names, timings, no data',
     'api/ls-ext/health/live/': 'liveness probe for orchestrators: status and pid only',
 }

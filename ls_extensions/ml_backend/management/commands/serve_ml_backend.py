@@ -1,13 +1,24 @@
 """``python manage.py serve_ml_backend --config tiny.py --checkpoint model.pth --device cpu --port 9090``
 
 The model server speaking Label Studio's ML protocol; it does not use Label Studio's database.
+Started beside ``make run`` on the same machine, it reads images and annotations from that Label Studio
+without options: ``--ls-url`` defaults (after ``LABEL_STUDIO_URL``/``LABEL_STUDIO_HOST``) to the address
+Label Studio itself gives ML backends in ``/setup`` (``HOSTNAME``, else ``http://localhost:<PORT or 8080>``).
 """
 
 import logging
+import os
 
 from django.core.management.base import BaseCommand, CommandError
 
 from ls_extensions.ml_backend import server
+
+
+def local_label_studio():
+    """The Label Studio of these settings on this machine: where ``make run`` serves it."""
+    from django.conf import settings
+
+    return settings.HOSTNAME or f'http://localhost:{os.environ.get("PORT") or "8080"}'
 
 
 class Command(BaseCommand):
@@ -17,6 +28,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         server.add_arguments(parser)
+        if not parser.get_default('ls_url'):
+            parser.set_defaults(ls_url=local_label_studio())
 
     def handle(self, *args, **options):
         logging.getLogger('ls_extensions.ml_backend').setLevel(logging.INFO)
