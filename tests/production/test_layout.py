@@ -2,7 +2,6 @@
 Redis going away and coming back, migrate_once from two hosts at once, settings that refuse to start."""
 
 import json
-import os
 import re
 import subprocess
 import urllib.request
@@ -10,7 +9,7 @@ import urllib.request
 import pytest
 
 from tests.support.prod_layout import ProdLayout
-from tests.support.server import BIN, REPO
+from tests.support.server import BIN, REPO, no_database_env
 
 pytestmark = pytest.mark.postgres
 
@@ -114,7 +113,7 @@ def test_database_down_health_names_the_check_not_the_error(layout):
 
 
 def production_env(**overrides):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('POSTGRE_', 'DJANGO_DB', 'LABEL_STUDIO_'))}
+    env = {k: v for k, v in no_database_env().items() if not k.startswith('LABEL_STUDIO_')}
     env.update(
         DJANGO_SETTINGS_MODULE='settings.production',
         SECRET_KEY='x' * 50,

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.support.process import wait_for
-from tests.support.server import BIN, REPO, free_port
+from tests.support.server import BIN, REPO, free_port, no_database_env
 
 PROCFILE = REPO / 'Procfile.prod'
 STOP_SIGNAL = {'postgres': signal.SIGINT}  # fast shutdown; SIGTERM would wait for clients
@@ -75,7 +75,7 @@ class ProdLayout:
         self.commands = {name: commands[name] for name in names}
         p = self.ports
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(('POSTGRE_', 'DJANGO_DB', 'LABEL_STUDIO_'))},
+            **{k: v for k, v in no_database_env().items() if not k.startswith('LABEL_STUDIO_')},  # its own database
             'DATA_DIR': str(self.dir),
             'LS_EXT_PG_DIR': str(self.pg_dir),
             'LS_EXT_PG_PORT': str(p['postgres']),

@@ -14,6 +14,16 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+DATABASE_ENV = ('POSTGRE_', 'DJANGO_DB')  # scripts/pg.sh's exports: they would move a server onto PostgreSQL
+
+
+def no_database_env(environ=os.environ):
+    """``environ`` without the PostgreSQL selection, for processes that choose their own database (a SQLite
+    data dir, a layout's own server): ``scripts/test.sh``'s PostgreSQL pass, or a shell that sourced ``pg.sh``,
+    exports it, and a migrate would then go there instead of the data dir."""
+    return {k: v for k, v in environ.items() if not k.startswith(DATABASE_ENV)}
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -25,7 +35,11 @@ def migrated_database(cache_dir):
     cache_dir = Path(cache_dir)
     db = cache_dir / 'label_studio.sqlite3'
     if not db.exists():
-        env = {**os.environ, 'DJANGO_SETTINGS_MODULE': 'settings.offline', 'LABEL_STUDIO_BASE_DATA_DIR': str(cache_dir)}
+        env = {
+            **no_database_env(),
+            'DJANGO_SETTINGS_MODULE': 'settings.offline',
+            'LABEL_STUDIO_BASE_DATA_DIR': str(cache_dir),
+        }
         subprocess.run(
             [str(BIN / 'python'), str(REPO / 'manage.py'), 'migrate', '--no-input'],
             env=env,
@@ -48,7 +62,7 @@ class LabelStudioServer(ManagedProcess):
         self.log_path = self.data_dir / 'server.log'
         if template_db is not None:
             shutil.copy(template_db, self.data_dir / 'label_studio.sqlite3')
-        base_env = {k: v for k, v in os.environ.items() if k != 'DJANGO_SETTINGS_MODULE'}
+        base_env = {k: v for k, v in no_database_env().items() if k != 'DJANGO_SETTINGS_MODULE'}
         base_env.update(
             LABEL_STUDIO_BASE_DATA_DIR=str(self.data_dir),
             LS_EXT_EGRESS_LOG=str(self.egress_log),
