@@ -308,12 +308,12 @@ def test_a_broker_down_during_submissions_loses_no_trigger(tmp_path, template_db
             assert sum(t['total_annotations'] for t in stored) == threshold + 1
             # the trigger's publish, from beside the request, is stuck on the silent broker: not failed, not sent
             wait_for(lambda: silent.held, 30, 0.2, 'a publish reaching the silent broker', ls.log_tail)
-            assert 'could not enqueue start_run' not in ls.log_tail(400)
+            assert 'could not publish ls_ext_retraining.start_run' not in ls.log_tail(400)
             policy = project.policy()
             assert policy['pending'] and not policy['running'] and project.runs() == []
         finally:
             silent.close()  # now down: the stuck publish fails (and is logged), the trigger stays pending
-        failed = lambda: 'could not enqueue start_run' in ls.log_tail(400)  # noqa: E731
+        failed = lambda: 'could not publish ls_ext_retraining.start_run' in ls.log_tail(400)  # noqa: E731
         wait_for(failed, 60, 0.5, 'the failed publish logged', ls.log_tail)
         assert project.policy()['pending']
         with redis, worker_for(ls, broker) as worker:
