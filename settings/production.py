@@ -90,6 +90,13 @@ from settings.overlay import *  # noqa: E402, F403
 from core.settings.label_studio import BASE_DATA_DIR, DATABASES, HOSTNAME  # noqa: E402
 
 SECRET_KEY = os.environ['SECRET_KEY']
+# Label Studio's default (off): the overlay turns legacy tokens on for the one-machine install only
+LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN = _env('LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN', 'false').lower() in (
+    '1',
+    'true',
+    'yes',
+    'on',
+)
 DEBUG = False
 DEBUG_PROPAGATE_EXCEPTIONS = False
 

@@ -72,7 +72,7 @@ class LabelStudioClient:
     def owns(self, url):
         return urlsplit(url).netloc.lower() == self.netloc
 
-    def _auth_header(self, refresh=False):
+    def _auth_header(self, refresh=False, timeout=None):
         if not self.token:
             return {}
         if not _is_jwt(self.token):
@@ -82,7 +82,7 @@ class LabelStudioClient:
                 r = self._session.post(
                     urljoin(self.url, 'api/token/refresh'),
                     json={'refresh': self.token},
-                    timeout=self.timeout,
+                    timeout=self.timeout if timeout is None else timeout,
                     allow_redirects=False,  # the body carries the token: never re-sent elsewhere
                 )
                 if r.status_code != 200:
@@ -121,12 +121,17 @@ class LabelStudioClient:
         ``timeout`` is not decided here: the reads themselves report it, task by task."""
         url = urljoin(self.url, 'api/current-user/whoami')
         try:
-            r = self._session.get(url, headers=self._auth_header(), timeout=timeout, allow_redirects=False)
+            r = self._session.get(
+                url, headers=self._auth_header(timeout=timeout), timeout=timeout, allow_redirects=False
+            )
             if r.status_code == 401 and _is_jwt(self.token):
-                r = self._session.get(
-                    url, headers=self._auth_header(refresh=True), timeout=timeout, allow_redirects=False
-                )
+                headers = self._auth_header(refresh=True, timeout=timeout)
+                r = self._session.get(url, headers=headers, timeout=timeout, allow_redirects=False)
         except requests.RequestException:
+            return None
+        except LabelStudioError as exc:  # the personal access token's refresh: refused, or Label Studio failing
+            if '(401)' in str(exc) or '(403)' in str(exc):
+                raise LabelStudioError(refusal(401, self.token)) from None
             return None
         if r.status_code in (401, 403):
             raise LabelStudioError(refusal(r.status_code, self.token))

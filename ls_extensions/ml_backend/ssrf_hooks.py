@@ -78,7 +78,11 @@ class URLCheckedMLBackendListAPI(MembersOnly, ml_api.MLBackendListAPI):
     def perform_create(self, serializer):
         """Label Studio's create in one transaction: it inserts the row, then calls the backend and saves the
         project; a failure after the insert (a busy SQLite database in ``project.save``) left the row behind,
-        and "Validate and Save" clicked again made a second identical backend. Now it leaves nothing."""
+        and "Validate and Save" clicked again made a second identical backend. Now it leaves nothing. On SQLite
+        (``transaction_mode=IMMEDIATE``) the transaction holds the write lock through the backend's /health and
+        /setup calls, at most 2 x ``ML_TIMEOUT_SETUP`` (3 s each by default), well inside the 30 s busy wait of
+        other writers. Deleting the row after a failure instead was tried: under the same fault the delete failed
+        too and left the row."""
         with transaction.atomic():
             super().perform_create(serializer)
 

@@ -5,6 +5,8 @@ reported (loss, mAP, images, its own message) with our bookkeeping (polls, resca
 kind is shown, and a finished run never shows the progress it had mid-run.
 """
 
+import math
+
 PREDICT_ONLY_TITLE = 'Pre-annotation with the served model'
 PREDICT_ONLY_HELP = (
     'Started when automatic retraining was switched on: every unlabeled task gets a prediction of the model '
@@ -24,7 +26,7 @@ def _number(value, digits=3):
 
 
 def _seconds(value):
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return str(value)
     if value < 60:
         return f'{_number(value, 2 if value < 1 else 1)} s'
@@ -82,8 +84,8 @@ def readable_metrics(metrics, finished):
     """[(label, value)] for the page. Mid-run: the latest progress the backend reported (epoch, loss)."""
     metrics = metrics or {}
     rows = []
-    if not finished and metrics.get('progress'):
-        progress = metrics['progress']
+    if not finished and isinstance(metrics.get('progress'), dict) and metrics['progress']:
+        progress = metrics['progress']  # the backend's own report: anything else is not shown
         epoch, epochs = progress.get('epoch'), progress.get('epochs')
         if epoch is not None:
             rows.append(('Epoch', f'{_number(epoch)} of {_number(epochs)}' if epochs else _number(epoch)))

@@ -395,9 +395,14 @@ def backend_job_since(backend, run):
     status = answer.response
     since = run.requested_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')  # the server's created_at format
     listed = [status.get('running'), status.get('queued'), *(status.get('history') or [])]
+    # never an earlier run's job, whatever the two clocks say
+    earlier = set(
+        TrainingRun.objects.filter(project_id=run.project_id).exclude(pk=run.pk).values_list('job_id', flat=True)
+    )
     for job in listed:
         if isinstance(job, dict) and job.get('project') == run.project_id and str(job.get('created_at', '')) >= since:
-            return str(job.get('id') or '')
+            if job.get('id') and str(job['id']) not in earlier:
+                return str(job['id'])
     return ''
 
 

@@ -51,8 +51,12 @@ def greedy_keyframes(count: int, rule: Interpolation, tolerance: float = 0.5, ta
     chosen = [0]
     a = 0
     while a < count - 1:
-        if tail == 'hold' and fits(a, None):
-            break
+        if (
+            tail == 'hold'
+            and rule.error(index[a : a + 1], None, index[a + 1 : a + 2])[0] <= tolerance
+            and fits(a, None)
+        ):
+            break  # the cheap look at the next box first: a jittery run would otherwise check its whole rest per box
         if a + 2 >= count or not next_fits[a]:
             b = a + 1
         else:

@@ -93,7 +93,10 @@ def test_policy_form_and_retrain_now(tmp_path, template_db):
             # control: a violation on this page would be seen (an image from elsewhere is refused);
             # made before "Retrain now", while the page does not reload itself
             page.evaluate(f"() => {{ const i = new Image(); i.src = '{CONTROL}'; document.body.append(i); }}")
-            page.wait_for_timeout(500)
+            for _ in range(100):  # up to 10 s; console events arrive while Playwright waits on the page
+                if any(is_csp_violation(text) and CONTROL in text for _, text in console):
+                    break
+                page.wait_for_timeout(100)
             assert any(is_csp_violation(text) and CONTROL in text for _, text in console), console
 
             page.goto(

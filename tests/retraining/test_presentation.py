@@ -1,5 +1,7 @@
 """The run's metrics as a user reads them (pure: no database)."""
 
+import pytest
+
 from ls_extensions.retraining.presentation import readable_metrics, run_title
 
 
@@ -19,3 +21,19 @@ def test_map_with_only_one_side():
 def test_titles():
     assert run_title('threshold', {}) == 'threshold'
     assert run_title('predictions of the served version', {'predict_only': True}).startswith('Pre-annotation')
+
+
+@pytest.mark.parametrize(
+    'metrics',
+    [
+        {'progress': '50%'},
+        {'progress': ['epoch', 3]},
+        {'seconds': float('inf')},
+        {'seconds': float('nan'), 'loss': float('inf')},
+    ],
+)
+def test_odd_values_from_the_model_server_are_shown_not_raised(metrics):
+    # the model server's job report reaches the page as it was sent: nothing in it may make the page fail
+    for finished in (False, True):
+        rows = readable_metrics(metrics, finished)
+        assert all(isinstance(label, str) and isinstance(value, str) for label, value in rows)

@@ -202,10 +202,12 @@ def test_the_request_hands_the_publish_to_the_publisher_thread_and_never_waits_o
     with django_capture_on_commit_callbacks(execute=True):
         assert client_owner.get(f'/api/dm/columns/?project={image_project.id}').status_code == 200
     (job,) = jobs_of(image_project)
-    assert job.status == 'queued' and not busy.done()  # answered while the publisher was still busy
-    assert deliver_all() == []  # nothing published yet: the publish waits its turn on that thread
-    publishing.in_background(lambda: publisher_threads.append(threading.current_thread().name))
-    held.set()
+    try:
+        assert job.status == 'queued' and not busy.done()  # answered while the publisher was still busy
+        assert deliver_all() == []  # nothing published yet: the publish waits its turn on that thread
+        publishing.in_background(lambda: publisher_threads.append(threading.current_thread().name))
+    finally:
+        held.set()  # the publisher thread serves the whole process: never leave it held
     publishing.wait_idle()
     assert publisher_threads[0].startswith(publishing.THREAD_NAME)
     assert deliver_all() == [('ls_ext_scoring.run_job', (job.id,))]

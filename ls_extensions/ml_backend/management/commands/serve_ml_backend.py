@@ -3,7 +3,8 @@
 The model server speaking Label Studio's ML protocol; it does not use Label Studio's database.
 Started beside ``make run`` on the same machine, it reads images and annotations from that Label Studio
 without options: ``--ls-url`` defaults (after ``LABEL_STUDIO_URL``/``LABEL_STUDIO_HOST``) to the address
-Label Studio itself gives ML backends in ``/setup`` (``HOSTNAME``, else ``http://localhost:<PORT or 8080>``).
+Label Studio itself gives ML backends in ``/setup`` (``HOSTNAME``, else ``http://localhost:<PORT or 8080>``);
+with ``--trust-setup-hostname`` there is no default, and the hostname each ``/setup`` names is used.
 """
 
 import logging
@@ -28,11 +29,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         server.add_arguments(parser)
-        if not parser.get_default('ls_url'):
-            parser.set_defaults(ls_url=local_label_studio())
 
     def handle(self, *args, **options):
         logging.getLogger('ls_extensions.ml_backend').setLevel(logging.INFO)
+        if not options.get('ls_url') and not options.get('trust_setup_hostname'):
+            options['ls_url'] = local_label_studio()  # the Label Studio of this machine, as make run starts it
         try:
             server.check_bind(options['host'], server.credentials_from_env())  # before loading a model
             app = server.build_server(options)
