@@ -49,6 +49,11 @@ class Command(BaseCommand):
         parser.add_argument('--overwrite', action='store_true', help='re-encode videos that already exist')
         parser.add_argument('--on-size-mismatch', choices=SIZE_MISMATCH, default='resize')
         parser.add_argument('--on-bad-image', choices=BAD_IMAGE, default='skip')
+        self.add_import_arguments(parser)
+
+    @staticmethod
+    def add_import_arguments(parser):
+        """--project, --user, --labels: the Label Studio import both video commands offer."""
         parser.add_argument('--project', type=int, help='import the videos as tasks of this Label Studio project')
         parser.add_argument('--user', help="uploader's email for --project (default: the project's creator)")
         parser.add_argument(

@@ -30,14 +30,7 @@ class Command(FramesToVideo):
         parser.add_argument('--fps', type=frame_rate, help="the project's frame rate (default: --project's)")
         parser.add_argument('--crf', type=int, help='H.264 quality of re-encodes, lower is better (default 12)')
         parser.add_argument('--overwrite', action='store_true', help='prepare again files already in --out')
-        parser.add_argument('--project', type=int, help='import the videos as tasks of this Label Studio project')
-        parser.add_argument('--user', help="uploader's email for --project (default: the project's creator)")
-        parser.add_argument(
-            '--labels',
-            type=lambda s: [x.strip() for x in s.split(',') if x.strip()],
-            default=[],
-            help='comma-separated labels, for a --project that has no video label config yet',
-        )
+        self.add_import_arguments(parser)
 
     def handle(self, *, inputs, out, fps, crf, overwrite, **options):
         project = user = None
