@@ -15,7 +15,8 @@ os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings.offline')
 app = Celery('ls_extensions')
 app.config_from_object('django.conf:settings', namespace='CELERY')
 app.autodiscover_tasks(
-    ['ls_extensions.retraining', 'ls_extensions.scoring', 'ls_extensions.video'], related_name='tasks'
+    ['ls_extensions.retraining', 'ls_extensions.scoring', 'ls_extensions.video', 'ls_extensions.ml_backend'],
+    related_name='tasks',
 )
 
 # LS_EXT_WORKER_HEALTH_PORT=8101: each worker answers GET /health (ls_extensions/health/worker.py)

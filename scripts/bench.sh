@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 for script in benchmarks/video_engine.py benchmarks/video_export.py benchmarks/frames_to_video.py \
-  benchmarks/ml_backend.py benchmarks/annotation_latency.py; do
+  benchmarks/ml_backend.py benchmarks/annotation_latency.py benchmarks/video_preannotation.py \
+  benchmarks/video_training.py; do
   echo "== $script"
   $BIN/python "$script"
 done

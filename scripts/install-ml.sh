@@ -15,6 +15,10 @@ MMCV_VERSION=2.1.0
 MMENGINE_VERSION=0.10.7
 MMDET_VERSION=3.3.0
 OPENCV_HEADLESS=opencv-python-headless==4.12.0.88
+# ByteTrack for video pre-annotation (ls_extensions/video/tracking.py): supervision 0.31 no longer ships it.
+# trackers declares opencv-python (a second cv2); its tracker needs only numpy, scipy and supervision: --no-deps
+TRACKERS=trackers==2.6.1
+SUPERVISION=supervision==0.31.2  # the Detections trackers speak (also a test extra, for the export readers)
 PYTAG=$($PY -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
 CACHE=${LS_EXT_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ls-extensions/wheels-torch$TORCH_VERSION-$PYTAG}
 BUILD_VENV=${LS_EXT_BUILD_VENV:-$CACHE/build-venv}
@@ -22,7 +26,8 @@ BUILD_VENV=${LS_EXT_BUILD_VENV:-$CACHE/build-venv}
 check() {
     $PY - <<PYEOF 2>/dev/null
 import importlib.metadata as md, sys
-want = {'torch': '$TORCH_VERSION', 'mmcv': '$MMCV_VERSION', 'mmengine': '$MMENGINE_VERSION', 'mmdet': '$MMDET_VERSION'}
+want = {'torch': '$TORCH_VERSION', 'mmcv': '$MMCV_VERSION', 'mmengine': '$MMENGINE_VERSION', 'mmdet': '$MMDET_VERSION',
+        'trackers': '${TRACKERS#*==}'}
 for name, version in want.items():
     if not md.version(name).startswith(version):
         sys.exit(1)
@@ -31,13 +36,13 @@ try:
     sys.exit(1)  # both opencv wheels write cv2: keep only the headless one
 except md.PackageNotFoundError:
     pass
-import cv2, mmcv.ops, mmdet  # noqa: F401  (mmcv.ops needs the compiled _ext)
+import cv2, mmcv.ops, mmdet, trackers, supervision, scipy.signal  # noqa: F401  (mmcv.ops needs the compiled _ext)
 from mmdet.apis import inference_detector, init_detector  # noqa: F401
 PYEOF
 }
 
 if check; then
-    echo "install-ml: torch $TORCH_VERSION, mmcv $MMCV_VERSION (ops), mmengine, mmdet already installed"
+    echo "install-ml: torch $TORCH_VERSION, mmcv $MMCV_VERSION (ops), mmengine, mmdet, $TRACKERS already installed"
     exit 0
 fi
 
@@ -63,6 +68,9 @@ if $VENV/bin/pip show -q opencv-python >/dev/null 2>&1; then
     $VENV/bin/pip uninstall -q -y opencv-python
     $VENV/bin/pip install -q --force-reinstall --no-deps "$OPENCV_HEADLESS"
 fi
+
+$VENV/bin/pip install -q --no-deps "$TRACKERS"
+$VENV/bin/pip install -q "$SUPERVISION"  # scipy, which smooths the tracks, comes with mmdet and supervision
 
 if ! check; then
     echo "install-ml: the MMDetection stack does not import; see the output above" >&2

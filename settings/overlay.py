@@ -11,6 +11,9 @@ from core.settings.label_studio import BASE_DATA_DIR, DATABASES, INSTALLED_APPS,
 from ls_extensions import ui
 from ls_extensions.ml_backend import ssrf
 from ls_extensions.privacy import csp
+from ls_extensions.retraining import conf as retraining_conf
+from ls_extensions.scoring import conf as scoring_conf
+from ls_extensions.video import conf as video_conf
 from settings import log_config, sqlite
 
 # SQLite (the embedded default): WAL, a 30 s busy wait, write lock at BEGIN; see settings/sqlite.py
@@ -78,14 +81,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     'ls-ext-retraining-sweep': {
         'task': 'ls_ext_retraining.sweep',
-        'schedule': float(os.environ.get('LS_EXT_RETRAINING_SWEEP_SECONDS', '60')),
+        'schedule': retraining_conf.SWEEP_SECONDS.from_env(),
     }
 }
 # retraining steps: poll interval, when a step counts as lost, back-off base and retries on connection errors
-LS_EXT_RETRAINING_POLL_SECONDS = float(os.environ.get('LS_EXT_RETRAINING_POLL_SECONDS', '5'))
-LS_EXT_RETRAINING_STALE_SECONDS = float(os.environ.get('LS_EXT_RETRAINING_STALE_SECONDS', '300'))
-LS_EXT_RETRAINING_RETRY_SECONDS = float(os.environ.get('LS_EXT_RETRAINING_RETRY_SECONDS', '5'))
-LS_EXT_RETRAINING_MAX_RETRIES = int(os.environ.get('LS_EXT_RETRAINING_MAX_RETRIES', '4'))
+LS_EXT_RETRAINING_POLL_SECONDS = retraining_conf.POLL_SECONDS.from_env()
+LS_EXT_RETRAINING_STALE_SECONDS = retraining_conf.STALE_SECONDS.from_env()
+LS_EXT_RETRAINING_RETRY_SECONDS = retraining_conf.RETRY_SECONDS.from_env()
+LS_EXT_RETRAINING_MAX_RETRIES = retraining_conf.MAX_RETRIES.from_env()
 
 # --- scoring ---
 # ls_extensions.scoring plugs into Label Studio's own Data Manager hooks; ours wrap the previous values, kept here.
@@ -96,20 +99,20 @@ DATA_MANAGER_CUSTOM_FILTER_EXPRESSIONS = 'ls_extensions.scoring.dm.custom_filter
 TASK_SERIALIZER = 'ls_extensions.scoring.task_serializer.ScoredTaskSerializer'  # the values reach the table
 LS_EXT_SCORING_RUNNER = 'celery'  # recomputes and catch-ups: Celery tasks, or 'inline' (in the caller: tests, scripts)
 # the sweep publishes queued jobs again (broker was down), fails jobs that stopped beating, queues stale scores
-LS_EXT_SCORING_STALE_SECONDS = float(os.environ.get('LS_EXT_SCORING_STALE_SECONDS', '120'))
+LS_EXT_SCORING_STALE_SECONDS = scoring_conf.STALE_SECONDS.from_env()
 CELERY_BEAT_SCHEDULE['ls-ext-scoring-sweep'] = {
     'task': 'ls_ext_scoring.sweep',
-    'schedule': float(os.environ.get('LS_EXT_SCORING_SWEEP_SECONDS', '60')),
+    'schedule': scoring_conf.SWEEP_SECONDS.from_env(),
 }
 # --- end scoring ---
 
 # --- video ---
 # snapshot conversions run on a Celery worker; one without progress for this long is restarted (sweep on beat)
-LS_EXT_VIDEO_CONVERSION_STALE_SECONDS = float(os.environ.get('LS_EXT_VIDEO_CONVERSION_STALE_SECONDS', '600'))
+LS_EXT_VIDEO_CONVERSION_STALE_SECONDS = video_conf.CONVERSION_STALE_SECONDS.from_env()
 CELERY_BEAT_SCHEDULE['ls-ext-video-conversion-sweep'] = {
     'task': 'ls_ext_video.sweep_conversions',
-    'schedule': float(os.environ.get('LS_EXT_VIDEO_CONVERSION_SWEEP_SECONDS', '60')),
+    'schedule': video_conf.CONVERSION_SWEEP_SECONDS.from_env(),
 }
 # the most frames one video may export (a stored framesCount of 10^12 is answered 422, naming this setting)
-LS_EXT_VIDEO_MAX_FRAMES = int(os.environ.get('LS_EXT_VIDEO_MAX_FRAMES', '1000000'))
+LS_EXT_VIDEO_MAX_FRAMES = video_conf.MAX_FRAMES.from_env()
 # --- end video ---

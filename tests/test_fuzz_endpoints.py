@@ -169,14 +169,14 @@ def world(db, monkeypatch, settings):
     from ml.models import MLBackend
     from tasks.models import Annotation, Prediction, Task
 
-    from ls_extensions.retraining import services as retraining_services
+    from ls_extensions.retraining import queueing as retraining_queueing
     from ls_extensions.scoring import dm
     from tests.conftest import box
     from tests.support.media import write_video
 
     published = []
-    # no Celery publish from this test (no broker): the retraining app's only way out is services.enqueue
-    monkeypatch.setattr(retraining_services, 'enqueue', lambda *args, **kwargs: published.append(args) or True)
+    # no Celery publish from this test (no broker): the retraining app's only way out is queueing.enqueue
+    monkeypatch.setattr(retraining_queueing, 'enqueue', lambda *args, **kwargs: published.append(args) or True)
     settings.LS_EXT_SCORING_RUNNER = 'inline'
     dm._checked.clear()
     dm._base_columns.clear()

@@ -1,14 +1,20 @@
 """Which part of a label config the server predicts for, and how model classes map to its labels.
 
+Images: the first ``RectangleLabels`` bound to an ``Image`` (``parse_label_config``). Videos: a
+``VideoRectangle`` on a ``Video``, labelled by the ``Labels`` on the same video, played at the
+``Video``'s ``frameRate`` (``parse_controls`` reads both, for configs with either or both).
+
 Mapping rules, per project label: its ``predicted_values`` attribute (comma separated model class
 names) if present, else a normalized name match (case, spaces/underscores/hyphens). Model classes
-that map to no label are dropped and counted.
+that map to no label are dropped and counted. Labels of a video map to classes exactly as for images.
 """
 
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
+
+from ls_extensions.video.export.config import ui_frame_rate
 
 
 class LabelConfigError(ValueError):
@@ -28,14 +34,66 @@ class BoxControl:
     predicted_values: dict[str, list[str]] = field(default_factory=dict)
 
 
-def parse_label_config(xml):
-    """The first ``RectangleLabels`` bound to an ``Image``; LabelConfigError otherwise."""
+@dataclass
+class VideoControl(BoxControl):
+    """A ``VideoRectangle`` on a ``Video`` (``value_key``: the task data key of the video URL)."""
+
+    frame_rate: float | None = 24.0  # None: per task, from data[frame_rate_key] (``frameRate="$fps"``)
+    frame_rate_key: str | None = None
+
+
+@dataclass
+class LabelControls:
+    """What the server can predict in a config: its image boxes, its video tracks, or both.
+
+    ``video_key``/``video_error``: the data key of the first ``Video`` and, when it cannot be
+    pre-annotated (no ``VideoRectangle``, no ``Labels``), why; tasks with that key get the reason.
+    """
+
+    image: BoxControl | None
+    video: VideoControl | None
+    video_key: str | None = None
+    video_error: str | None = None
+
+    def is_video_task(self, data):
+        """A task is a video task when it holds the Video's key (or nothing but a Video can be predicted)."""
+        if self.video_key is None:
+            return False
+        return self.image is None or (isinstance(data, dict) and self.video_key in data)
+
+
+def _root(xml):
     if not xml or not str(xml).strip():
         raise LabelConfigError('empty label config')
     try:
-        root = ET.fromstring(xml)
+        return ET.fromstring(xml)
     except ET.ParseError as exc:
         raise LabelConfigError(f'label config is not valid XML: {exc}') from None
+
+
+def _labels_of(*controls):
+    """Label values and ``predicted_values`` of the ``Label`` children of ``controls``."""
+    labels, predicted = [], {}
+    for control in controls:
+        for child in control:
+            if child.tag.lower() != 'label':
+                continue
+            value_attr = child.get('value') or child.get('alias')
+            if not value_attr:
+                continue
+            labels.append(value_attr)
+            raw = child.get('predicted_values')
+            if raw:
+                predicted[value_attr] = [p.strip() for p in raw.split(',') if p.strip()]
+    return labels, predicted
+
+
+def parse_label_config(xml):
+    """The first ``RectangleLabels`` bound to an ``Image``; LabelConfigError otherwise."""
+    return _image_control(_root(xml))
+
+
+def _image_control(root):
     images = {el.get('name'): el for el in root.iter() if el.tag.lower() == 'image' and el.get('name')}
     controls = [el for el in root.iter() if el.tag.lower() == 'rectanglelabels']
     if not controls:
@@ -47,21 +105,74 @@ def parse_label_config(xml):
         value = image.get('value', '')
         if not value.startswith('$'):
             continue
-        labels, predicted = [], {}
-        for child in control:
-            if child.tag.lower() != 'label':
-                continue
-            value_attr = child.get('value') or child.get('alias')
-            if not value_attr:
-                continue
-            labels.append(value_attr)
-            raw = child.get('predicted_values')
-            if raw:
-                predicted[value_attr] = [p.strip() for p in raw.split(',') if p.strip()]
+        labels, predicted = _labels_of(control)
         if not labels:
             raise LabelConfigError(f'RectangleLabels "{control.get("name")}" has no labels')
         return BoxControl(control.get('name'), control.get('toName'), value[1:], labels, predicted)
     raise LabelConfigError('no RectangleLabels control is bound to an Image with a $data value')
+
+
+def _to_names(element):
+    return [name.strip() for name in (element.get('toName') or '').split(',') if name.strip()]
+
+
+def _video_control(root):
+    """(VideoControl or None, data key of the first Video, why its Video cannot be pre-annotated)."""
+    videos = [el for el in root.iter() if el.tag.lower() == 'video' and el.get('name')]
+    if not videos:
+        return None, None, None
+    by_name = {el.get('name'): el for el in videos}
+    key = videos[0].get('value', '')[1:] if videos[0].get('value', '').startswith('$') else None
+    rects = [
+        (el, name)
+        for el in root.iter()
+        if el.tag.lower() == 'videorectangle'
+        for name in _to_names(el)[:1]
+        if name in by_name
+    ]
+    if not rects:
+        name = videos[0].get('name')
+        why = (
+            f'the label config has a <Video name="{name}"> but no <VideoRectangle toName="{name}">: '
+            'this model server pre-annotates videos as VideoRectangle tracks'
+        )
+        return None, key, why
+    rect, name = rects[0]
+    video = by_name[name]
+    value = video.get('value', '')
+    key = value[1:] if value.startswith('$') else key
+    if not value.startswith('$'):
+        return None, key, f'<Video name="{name}"> has no $data value'
+    tags = [el for el in root.iter() if el.tag.lower() == 'labels' and name in _to_names(el)]
+    labels, predicted = _labels_of(*tags, rect)
+    labels = list(dict.fromkeys(labels))  # the same label on two Labels tags is one label
+    if not labels:
+        return None, key, f'no <Labels toName="{name}"> with labels for the VideoRectangle "{rect.get("name")}"'
+    raw = {k.lower(): v for k, v in video.attrib.items()}.get('framerate')
+    per_task = raw is not None and raw.strip().startswith('$')
+    control = VideoControl(
+        rect.get('name'),
+        name,
+        value[1:],
+        labels,
+        predicted,
+        frame_rate=None if per_task else ui_frame_rate(raw),
+        frame_rate_key=raw.strip()[1:] if per_task else None,
+    )
+    return control, key, None
+
+
+def parse_controls(xml):
+    """The image and video controls of a config; LabelConfigError when it has neither (nor a ``Video``)."""
+    root = _root(xml)
+    video, video_key, video_error = _video_control(root)
+    try:
+        image = _image_control(root)
+    except LabelConfigError:
+        if video_key is None and video is None:
+            raise
+        image = None
+    return LabelControls(image, video, video_key, video_error)
 
 
 class LabelMap:
@@ -124,3 +235,10 @@ def rectangle_region(from_name, to_name, x, y, box_width, box_height, width, hei
             'rectanglelabels': [label],
         },
     }
+
+
+def task_score(regions):
+    """A prediction's task score: the mean of its regions' scores; None when nothing was found, so the
+    uncertainty measures rank an empty prediction by their own rule ("nothing found": 0.0, last) rather than
+    as a prediction of score 0 (1.0, first)."""
+    return round(sum(r['score'] for r in regions) / len(regions), 4) if regions else None

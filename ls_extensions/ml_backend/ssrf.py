@@ -17,7 +17,7 @@ default) nothing changes: Label Studio refuses ML backends on loopback, as it sh
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from ls_extensions.privacy.egress import AllowListError, parse_rule
+from ls_extensions.privacy.egress_rules import AllowListError, parse_rule
 
 ML_BACKEND_URLS_ENV = 'LS_EXT_ML_BACKEND_URLS'
 DEFAULT_PORTS = {'http': 80, 'https': 443}

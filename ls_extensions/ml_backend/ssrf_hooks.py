@@ -18,14 +18,13 @@ import logging
 
 from core.utils.exceptions import LabelStudioAPIException, SsrfBlockedUrlError
 from core.utils.io import validate_upload_url
-from django.conf import settings
 from django.db import transaction
 from ml import api as ml_api
 from ml.serializers import MLBackendSerializer
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 
-from ls_extensions.ml_backend import ssrf
+from ls_extensions.ml_backend import conf, ssrf
 from ls_extensions.parsers import PARSER_CLASSES
 from ls_extensions.permissions import is_project_member
 
@@ -33,11 +32,11 @@ logger = logging.getLogger(__name__)
 
 
 def checked_by_us():
-    return bool(getattr(settings, 'LS_EXT_ML_URL_CHECK', False))
+    return conf.URL_CHECK.get()
 
 
 def listed(url):
-    return checked_by_us() and ssrf.is_listed(url, settings.LS_EXT_ML_BACKEND_URLS)
+    return checked_by_us() and ssrf.is_listed(url, conf.BACKEND_URLS.get())
 
 
 class URLCheckedMLBackendSerializer(MLBackendSerializer):

@@ -1,9 +1,9 @@
 """Background training: one job at a time, one more queued, progress and metrics readable at any time.
 
-A job pulls the project's annotations (Label Studio's export API) and images, fine-tunes the
-served model through its adapter, measures mAP@0.5 on a held-out split before and after (when
-there are enough annotated images), and serves the new checkpoint as a new version only when
-training succeeded.
+A job pulls the project's annotations (Label Studio's export API), its images and the chosen frames of
+its annotated videos (`video_dataset`), fine-tunes the served model through its adapter, measures
+mAP@0.5 on a held-out split by task before and after (when there are enough samples), and serves the
+new checkpoint as a new version only when training succeeded.
 """
 
 import itertools
@@ -14,21 +14,25 @@ import threading
 import time
 import traceback
 from collections import Counter, deque
+from dataclasses import dataclass
 
 import numpy as np
 
 from ls_extensions.ml_backend.adapters.base import Sample
-from ls_extensions.ml_backend.images import NO_LABEL_STUDIO, ImageError
-from ls_extensions.ml_backend.labels import LabelMap
+from ls_extensions.ml_backend.images import NO_LABEL_STUDIO, ImageError, ImageLoader
+from ls_extensions.ml_backend.labels import LabelControls, LabelMap
 from ls_extensions.ml_backend.ls_client import LabelStudioError
 from ls_extensions.ml_backend.metrics import mean_average_precision
+from ls_extensions.ml_backend.video_dataset import FrameStore, video_samples
+from ls_extensions.ml_backend.video_predict import VideoError, VideoLoader
+from ls_extensions.video.frame_sampling import FrameSampling
 
 logger = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 
 
-def _now():
+def now_utc():
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
 
 
@@ -84,71 +88,111 @@ def latest_annotation(task):
     return max(annotations, key=rank)
 
 
-def build_dataset(tasks, control, label_map, loader):
-    """Samples from exported tasks; stats say what was used and what was dropped, and why."""
-    stats = Counter()
-    dropped_labels = Counter()
-    errors = []
-    samples = []
-    for task in tasks:
+def _image_sample(task, annotation, control, label_map, loader, stats, dropped_labels):
+    """The sample of one annotated image task; ImageError when its image cannot be read."""
+    result = annotation.get('result')
+    regions = [
+        r
+        for r in (result if isinstance(result, list) else [])
+        if isinstance(r, dict) and r.get('type') == 'rectanglelabels' and r.get('from_name') == control.from_name
+    ]
+    data = task.get('data')
+    image = loader.load(data.get(control.value_key) if isinstance(data, dict) else None)
+    height, width = image.shape[:2]
+    boxes, labels = [], []
+    for region in regions:
+        box = box_value(region)
+        if box is None:
+            stats['malformed_regions'] += 1
+            continue
+        name, value = box
+        k = label_map.class_for(name) if name is not None else None
+        if k is None:
+            dropped_labels[name if name is not None else '<none>'] += 1
+            continue
+        x1, y1, x2, y2 = percent_box_to_pixels(value, width, height)
+        if x2 - x1 < 1 or y2 - y1 < 1:
+            stats['degenerate_boxes'] += 1
+            continue
+        boxes.append((x1, y1, x2, y2))
+        labels.append(k)
+    stats['boxes'] += len(boxes)
+    return Sample(image=image, boxes=boxes, labels=labels, key=str(task.get('id')))
+
+
+@dataclass
+class DatasetSources:
+    """Where a job's samples come from: the config's controls, the image and video readers, the frame
+    store for chosen video frames and the rule that chooses them (`video_dataset`)."""
+
+    controls: LabelControls
+    images: ImageLoader
+    videos: VideoLoader
+    frame_store: FrameStore
+    sampling: FrameSampling
+
+
+def build_dataset(tasks, sources, model_classes, progress=None):
+    """Samples from exported tasks (images, and the chosen frames of videos); stats say what was used and
+    what was dropped, and why. A task that cannot be read is counted with its reason, the others go on."""
+    controls = sources.controls
+    maps = {kind: LabelMap(model_classes, c) for kind, c in (('image', controls.image), ('video', controls.video)) if c}
+    stats, dropped_labels, errors, samples = Counter(), Counter(), [], []
+    for done, task in enumerate(tasks, start=1):
+        if progress is not None:
+            progress({'tasks_read': done - 1, 'tasks': len(tasks)})
         annotation = latest_annotation(task)
         if annotation is None:
             stats['tasks_without_annotations'] += 1
             continue
-        result = annotation.get('result')
-        regions = [
-            r
-            for r in (result if isinstance(result, list) else [])
-            if isinstance(r, dict) and r.get('type') == 'rectanglelabels' and r.get('from_name') == control.from_name
-        ]
-        data = task.get('data')
-        url = data.get(control.value_key) if isinstance(data, dict) else None
+        video = controls.is_video_task(task.get('data'))
         try:
-            image = loader.load(url)
-        except ImageError as exc:
-            stats['unreadable_images'] += 1
+            if video:
+                if controls.video is None:
+                    raise VideoError(controls.video_error or 'the label config has no VideoRectangle')
+                found = video_samples(
+                    task,
+                    annotation,
+                    controls.video,
+                    maps['video'],
+                    sources.videos,
+                    sources.frame_store,
+                    sources.sampling,
+                    stats,
+                    dropped_labels,
+                )
+                samples.extend(found)
+                stats['annotated_videos'] += 1
+            else:
+                if controls.image is None:
+                    raise ImageError('the label config has no RectangleLabels on an Image')
+                samples.append(
+                    _image_sample(
+                        task, annotation, controls.image, maps['image'], sources.images, stats, dropped_labels
+                    )
+                )
+                stats['annotated_tasks'] += 1
+        except (ImageError, VideoError) as exc:
+            stats['unreadable_videos' if video else 'unreadable_images'] += 1
             errors.append({'task': task.get('id'), 'error': str(exc)})
-            continue
-        height, width = image.shape[:2]
-        boxes, labels = [], []
-        for region in regions:
-            box = box_value(region)
-            if box is None:
-                stats['malformed_regions'] += 1
-                continue
-            name, value = box
-            k = label_map.class_for(name) if name is not None else None
-            if k is None:
-                dropped_labels[name if name is not None else '<none>'] += 1
-                continue
-            x1, y1, x2, y2 = percent_box_to_pixels(value, width, height)
-            if x2 - x1 < 1 or y2 - y1 < 1:
-                stats['degenerate_boxes'] += 1
-                continue
-            boxes.append((x1, y1, x2, y2))
-            labels.append(k)
-        stats['annotated_tasks'] += 1
-        stats['boxes'] += len(boxes)
-        samples.append(
-            Sample(
-                image=image,
-                boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                labels=np.asarray(labels, dtype=np.int64),
-                key=str(task.get('id')),
-            )
-        )
+    if progress is not None:
+        progress({'tasks_read': len(tasks), 'tasks': len(tasks)})
+    if sources.frame_store.frames:
+        stats['frame_store_mb'] = round(sources.frame_store.bytes / 2**20, 1)
     return samples, {**stats, 'dropped_labels': dict(dropped_labels), 'errors': errors[:20]}
 
 
 def split(samples, min_eval, fraction):
-    """Deterministic held-out split (every k-th image by task id) once there are ``min_eval`` images."""
+    """Deterministic held-out split once there are ``min_eval`` samples: every k-th task by id is held out
+    with all its samples (an image, or every chosen frame of a video: never frames of one video on both
+    sides)."""
     if len(samples) < min_eval:
         return samples, []
-    ordered = sorted(samples, key=lambda s: (len(s.key), s.key))
+    ordered = sorted(samples, key=lambda s: (len(s.group), s.group))  # stable: a video's frames stay in order
+    groups = list(dict.fromkeys(s.group for s in ordered))
     step = max(2, round(1 / fraction))
-    val = [s for i, s in enumerate(ordered) if i % step == step - 1]
-    train = [s for i, s in enumerate(ordered) if i % step != step - 1]
-    return train, val
+    held = {g for i, g in enumerate(groups) if i % step == step - 1}
+    return [s for s in ordered if s.group not in held], [s for s in ordered if s.group in held]
 
 
 def evaluate(adapter, samples, batch_size=8):
@@ -168,7 +212,7 @@ class Job(dict):
 
 class Trainer:
     """One worker thread; ``request`` returns at once. Needs a server with ``adapter``, ``build_adapter``,
-    ``registry``, ``serve(adapter, meta)`` and ``project_context(project_id, label_config)``."""
+    ``registry``, ``serve(adapter, meta)`` and ``training_sources(project_id, label_config, frame_store)``."""
 
     def __init__(self, server, min_eval=10, eval_fraction=0.25, history=20):
         self.server = server
@@ -190,7 +234,7 @@ class Trainer:
                 project=project_id,
                 source=source,
                 status='queued',
-                created_at=_now(),
+                created_at=now_utc(),
                 merged_requests=0,
                 progress={},
             )
@@ -222,7 +266,7 @@ class Trainer:
                     status='failed', message=f'{exc.__class__.__name__}: {exc}', traceback=traceback.format_exc()
                 )
             finally:
-                job['finished_at'] = _now()
+                job['finished_at'] = now_utc()
                 job._tasks = None
                 with self._cond:
                     self.history.appendleft(job)
@@ -259,8 +303,16 @@ class Trainer:
     def _run(self, job):
         server = self.server
         started = time.monotonic()
-        job.update(status='running', started_at=_now(), phase='fetching annotations')
-        control, client, loader = server.project_context(job['project'], job._label_config)
+        job.update(status='running', started_at=now_utc(), phase='fetching annotations')
+        work_dir = server.registry.root / 'work' / job['id']
+        try:
+            self._train(job, work_dir, started)
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _train(self, job, work_dir, started):
+        server = self.server
+        client, sources = server.training_sources(job['project'], job._label_config, FrameStore(work_dir / 'frames'))
         if job._tasks is not None:
             tasks = job._tasks
         elif client is None:
@@ -268,65 +320,83 @@ class Trainer:
         else:
             tasks = client.annotated_tasks(job['project'])
         adapter, base_meta = server.adapter, server.current_meta
-        label_map = LabelMap(adapter.classes, control)
-        job['phase'] = 'reading images'
-        samples, stats = build_dataset(tasks, control, label_map, loader)
+        job['phase'] = 'reading images and videos'
+
+        def progress(p):  # of reading the tasks, then of training
+            job['progress'] = {**p, 'elapsed_s': round(time.monotonic() - started, 1)}
+
+        samples, stats = build_dataset(tasks, sources, adapter.classes, progress=progress)
         job['dataset'] = stats
         if stats.get('boxes', 0) == 0:
-            reasons = []
-            if not tasks:
-                reasons.append('the project has no tasks with annotations')
-            if stats.get('unreadable_images'):
-                reasons.append(f'{stats["unreadable_images"]} images could not be read')
-            if stats.get('dropped_labels'):
-                reasons.append(f'labels not known to the model: {stats["dropped_labels"]}')
-            if stats.get('annotated_tasks') and not stats.get('dropped_labels'):
-                reasons.append('the annotations contain no boxes')
-            job.update(
-                status='noop',
-                phase='done',
-                message='no usable annotations: ' + ('; '.join(reasons) or 'nothing to learn from'),
-            )
+            job.update(status='noop', phase='done', message='no usable annotations: ' + _nothing_to_learn(tasks, stats))
             return
         train, val = split(samples, self.min_eval, self.eval_fraction)
         job.update(train_images=len(train), eval_images=len(val))
+        if stats.get('annotated_videos'):
+            job.update(train_videos=_videos(train), eval_videos=_videos(val))
         metrics = {}
         if val:
             job['phase'] = 'evaluating the served model'
             metrics['map_before'] = evaluate(adapter, val)
         job['phase'] = 'training'
-        work_dir = server.registry.root / 'work' / job['id']
-
-        def progress(p):
-            job['progress'] = {**p, 'elapsed_s': round(time.monotonic() - started, 1)}
-
-        try:
-            result = adapter.fit(train, work_dir, progress=progress)
-            loss = result.metrics.get('loss')
-            if loss is None or not math.isfinite(loss):
-                raise RuntimeError(f'training diverged (loss={loss})')
-            metrics.update(result.metrics)
-            job['phase'] = 'loading the new checkpoint'
-            new_adapter = server.build_adapter(result.checkpoint)
-            if val:
-                job['phase'] = 'evaluating the new model'
-                metrics['map_after'] = evaluate(new_adapter, val)
-            metrics['train_seconds'] = round(time.monotonic() - started, 2)
-            meta = server.registry.register(
-                result.checkpoint,
-                meta={
-                    'parent': base_meta['version'] if base_meta else None,
-                    'job': job['id'],
-                    'project': job['project'],
-                    'metrics': metrics,
-                    'train_images': len(train),
-                    'eval_images': len(val),
-                    'config': str(server.config) if server.config else None,
-                },
-            )
-            server.serve(new_adapter, meta)
-        finally:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        result = adapter.fit(train, work_dir, progress=progress)
+        loss = result.metrics.get('loss')
+        if loss is None or not math.isfinite(loss):
+            raise RuntimeError(f'training diverged (loss={loss})')
+        metrics.update(result.metrics)
+        job['phase'] = 'loading the new checkpoint'
+        new_adapter = server.build_adapter(result.checkpoint)
+        if val:
+            job['phase'] = 'evaluating the new model'
+            metrics['map_after'] = evaluate(new_adapter, val)
+        metrics['train_seconds'] = round(time.monotonic() - started, 2)
+        meta = server.registry.register(
+            result.checkpoint,
+            meta={
+                'parent': base_meta['version'] if base_meta else None,
+                'job': job['id'],
+                'project': job['project'],
+                'metrics': metrics,
+                'train_images': len(train),
+                'eval_images': len(val),
+                'config': str(server.config) if server.config else None,
+            },
+        )
+        server.serve(new_adapter, meta)
         job.update(status='succeeded', phase='done', metrics=metrics, version=meta['version'])
         if not val:
-            job['message'] = f'trained on {len(train)} images; mAP needs at least {self.min_eval} annotated images'
+            job['message'] = _no_held_out(train, self.min_eval, self.eval_fraction)
+
+
+def _videos(samples):
+    return len({s.group for s in samples if s.key != s.group})  # a video's frames are keyed task/frame
+
+
+def _nothing_to_learn(tasks, stats):
+    """Why a job found no box to learn from, from what building the dataset counted."""
+    reasons = []
+    if not tasks:
+        reasons.append('the project has no tasks with annotations')
+    if stats.get('unreadable_images'):
+        reasons.append(f'{stats["unreadable_images"]} images could not be read')
+    if stats.get('unreadable_videos'):
+        reasons.append(f'{stats["unreadable_videos"]} videos could not be used')
+    if stats.get('dropped_labels'):
+        reasons.append(f'labels not known to the model: {stats["dropped_labels"]}')
+    annotated = stats.get('annotated_tasks') or stats.get('annotated_videos')
+    if annotated and not stats.get('dropped_labels'):
+        reasons.append('the annotations contain no boxes')
+    if stats.get('errors'):
+        reasons.append(f'first error: task {stats["errors"][0]["task"]}: {stats["errors"][0]["error"]}')
+    return '; '.join(reasons) or 'nothing to learn from'
+
+
+def _no_held_out(train, min_eval, fraction):
+    """The message of a job that trained without a held-out split, saying what the split needs."""
+    if len(train) < min_eval:
+        return f'trained on {len(train)} images; mAP needs at least {min_eval} annotated images'
+    step = max(2, round(1 / fraction))
+    return (
+        f'trained on {len(train)} images and video frames of {len({s.group for s in train})} tasks; '
+        f'mAP needs at least {step} annotated tasks (a held-out video is never trained on)'
+    )

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from ls_extensions.ml_backend import conf as ml_backend_conf
 from ls_extensions.privacy import egress
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,8 @@ def allow_operator_hosts(guard=None, argv=None, modules=None):
         return
     for host in configured_service_hosts():
         guard.allow(host, why='configured service')
-    for entry in getattr(settings, 'LS_EXT_ML_BACKEND_URLS', None) or ():
-        guard.allow(entry, why='LS_EXT_ML_BACKEND_URLS')  # parsed by the same rules when settings load
+    for entry in ml_backend_conf.BACKEND_URLS.get():
+        guard.allow(entry, why=ml_backend_conf.BACKEND_URLS.name)  # parsed by the same rules when settings load
     for url in command_line_ml_backends(argv, modules):
         try:
             host, port = egress.url_destination(url)

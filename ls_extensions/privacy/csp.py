@@ -2,7 +2,7 @@
 
 import os
 
-from ls_extensions.privacy.egress import ALLOWED_HOSTS_ENV, parse_allow_list
+from ls_extensions.privacy.egress_rules import ALLOWED_HOSTS_ENV, parse_allow_list
 
 SELF = "'self'"
 

@@ -3,14 +3,14 @@
 from django.urls import reverse
 
 from ls_extensions.permissions import action_refusal
-from ls_extensions.retraining import services
+from ls_extensions.retraining import triggers
 
 
 def retrain_now(project, queryset, **kwargs):
     refusal = action_refusal(project, kwargs)
     if refusal:
         return refusal
-    policy = services.trigger_now(project.id, 'manual (Data Manager)')
+    policy = triggers.trigger_now(project.id, 'manual (Data Manager)')
     page = reverse('ls_ext_retraining:page', args=[project.id])
     if policy.running:
         return {

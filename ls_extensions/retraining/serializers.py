@@ -1,7 +1,7 @@
 from django.db import transaction
 from rest_framework import serializers
 
-from ls_extensions.retraining import services
+from ls_extensions.retraining import triggers
 from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
 
 # kept by the counter and the runs, shown but never written through the API or the page
@@ -39,14 +39,14 @@ class PolicySerializer(serializers.ModelSerializer):
     def update(self, instance, validated_data):
         """Write the edited fields only: the counter and trigger state change under our feet (F() updates).
 
-        Saving is the user acting: a policy stopped by failures starts again (``services.resume``), in the
+        Saving is the user acting: a policy stopped by failures starts again (``triggers.resume``), in the
         same transaction, so what the save publishes finds it resumed.
         """
         for name, value in validated_data.items():
             setattr(instance, name, value)
         with transaction.atomic():
             instance.save(update_fields=[*validated_data, 'updated_at'])
-            services.resume(instance.project_id)
+            triggers.resume(instance.project_id)
         instance.refresh_from_db(fields=POLICY_STATE_FIELDS)
         return instance
 

@@ -6,7 +6,7 @@ from django.dispatch import receiver
 from projects.models import Project
 from tasks.models import Annotation, Task
 
-from ls_extensions.retraining import services
+from ls_extensions.retraining import queueing, steps, triggers
 from ls_extensions.retraining.models import RetrainingPolicy
 
 
@@ -16,7 +16,7 @@ def annotation_changed(sender, instance, **kwargs):
     project_id = instance.project_id
     if project_id is None and instance.task_id:
         project_id = Task.objects.filter(pk=instance.task_id).values_list('project_id', flat=True).first()
-    services.count_change(project_id)
+    triggers.count_change(project_id)
 
 
 @receiver(pre_save, sender=Project, dispatch_uid='ls_ext_retraining.project_saving')
@@ -30,9 +30,9 @@ def keep_builtin_training_off(sender, instance, **kwargs):
 @receiver(post_save, sender=RetrainingPolicy, dispatch_uid='ls_ext_retraining.policy_saved')
 def policy_saved(sender, instance, **kwargs):
     if instance.enabled:
-        services.disable_builtin_training(instance.project_id)
+        triggers.disable_builtin_training(instance.project_id)
         project = Project.objects.filter(pk=instance.project_id).first()
-        if project is not None and services.follows_backend_live(project):
+        if project is not None and steps.follows_backend_live(project):
             # stored predictions of the served version instead of Label Studio's in-request predictions
             project_id = instance.project_id
-            transaction.on_commit(lambda: services.enqueue_in_background('predict_served_version', project_id))
+            transaction.on_commit(lambda: queueing.enqueue_in_background('predict_served_version', project_id))

@@ -3,7 +3,8 @@
 Server-rendered inside Label Studio's own page (it extends Label Studio's ``base.html``: its React app
 shows our ``content`` block under its header, as it does for its own Django-rendered pages); a
 three-line script reloads it every few seconds while a run is going or pending. Members of the
-project's organization only, like the API (others get 404).
+project's organization only, like the API (others get 404; the idiom: ``ls_extensions/permissions.py``).
+An HTML page, not an API view: not in the API docs.
 """
 
 from django.contrib.auth.decorators import login_required
@@ -13,8 +14,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from ml.models import MLBackend, MLBackendState
 
-from ls_extensions.retraining import presentation, services
-from ls_extensions.retraining.api import RUNS_LIMIT, policy_of, project_for
+from ls_extensions.permissions import member_project_or_404
+from ls_extensions.retraining import presentation, triggers
+from ls_extensions.retraining.api import RUNS_LIMIT, policy_of
 from ls_extensions.retraining.models import TrainingRun
 from ls_extensions.retraining.serializers import PolicySerializer
 
@@ -124,14 +126,14 @@ def error_messages(errors):
 @login_required
 @require_http_methods(['GET', 'POST'])
 def retraining_page(request, pk):
-    project = project_for(request, pk)
+    project = member_project_or_404(request.user, pk)
     policy = policy_of(project)
     url = reverse('ls_ext_retraining:page', args=[project.id])
 
     if request.method == 'POST':
         action = request.POST.get('action', 'save')
         if action == 'retrain':
-            policy = services.trigger_now(project.id, 'manual (page)')
+            policy = triggers.trigger_now(project.id, 'manual (page)')
             return redirect(f'{url}?done={"queued" if policy.running else "requested"}')
         data = form_data(request.POST)
         serializer = PolicySerializer(policy, data=data, partial=True)

@@ -1,17 +1,15 @@
-"""Data Manager actions, registered with Label Studio's ``register_action``."""
-
-from rest_framework.exceptions import PermissionDenied
+"""Data Manager actions, registered with Label Studio's ``register_action`` (permission idiom:
+``ls_extensions/permissions.py``)."""
 
 from ls_extensions.ids import selection_refusal
-from ls_extensions.permissions import NOT_A_MEMBER, action_refusal, is_project_member
+from ls_extensions.permissions import action_refusal, require_member
 from ls_extensions.scoring import jobs, measures, services
 
 INLINE_LIMIT = 1000  # a selection up to this many tasks is rescored in the request, more goes to a job
 
 
 def _measure_form(user, project):
-    if not is_project_member(user, project):
-        raise PermissionDenied(NOT_A_MEMBER)
+    require_member(user, project)
     policy = services.get_policy(project.id)
     return [
         {

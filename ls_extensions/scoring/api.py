@@ -2,28 +2,28 @@
 
 from core.permissions import ViewClassPermission, all_permissions
 from django.db.models import Count, Q, Sum
-from django.http import Http404
-from projects.models import Project
-from rest_framework import generics, status
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ls_extensions.parsers import PARSER_CLASSES
-from ls_extensions.permissions import is_project_member
+from ls_extensions.permissions import ProjectMemberAPIMixin
+from ls_extensions.schema import project_operation
 from ls_extensions.scoring import jobs, measures, services
 from ls_extensions.scoring.models import KnownVersion, RecomputeJob, TaskUncertainty
-from ls_extensions.scoring.serializers import JobSerializer, PolicyUpdateSerializer
+from ls_extensions.scoring.serializers import JobSerializer, PolicyReportSerializer, PolicyUpdateSerializer
+
+TAGS = ['Uncertainty']
 
 
-def project_for(request, pk):
-    """The project, for active members of its organization only (others get 404, like a missing project).
+class ScoringProjectAPI(ProjectMemberAPIMixin, APIView):
+    """Members of the project's organization only (others get 404, like a missing project).
 
-    ``for_user`` alone goes by the user's active organization, which a removed member still has.
+    The project must be in the user's active organization too (``Project.objects.for_user``); the
+    membership check is what refuses a removed member, who still has that organization active.
     """
-    project = generics.get_object_or_404(Project.objects.for_user(request.user).select_related('organization'), pk=pk)
-    if not is_project_member(request.user, project):
-        raise Http404
-    return project
+
+    active_organization_only = True
 
 
 def policy_report(project):
@@ -58,17 +58,33 @@ def policy_report(project):
     }
 
 
-class UncertaintyPolicyAPI(APIView):
+class UncertaintyPolicyAPI(ScoringProjectAPI):
     """GET the project's uncertainty policy and progress; PATCH measure, pinned version, stream."""
 
     permission_required = ViewClassPermission(GET=all_permissions.projects_view, PATCH=all_permissions.projects_change)
     parser_classes = PARSER_CLASSES
 
+    @project_operation(
+        TAGS,
+        "Get the project's uncertainty policy",
+        'The measure and model version that rank the tasks, the versions seen, how many tasks are '
+        'ranked, whether Label All Tasks serves the most uncertain first, and the latest recompute job.',
+        PolicyReportSerializer,
+    )
     def get(self, request, pk):
-        return Response(policy_report(project_for(request, pk)))
+        return Response(policy_report(self.get_project()))
 
+    @project_operation(
+        TAGS,
+        "Change the project's uncertainty policy",
+        'Change the measure, pin a model version (null: follow the newest) or turn the uncertainty '
+        'stream on or off; the stored values are recomputed when they no longer match. Answers the policy as GET.',
+        PolicyReportSerializer,
+        request=PolicyUpdateSerializer,
+        invalid=True,
+    )
     def patch(self, request, pk):
-        project = project_for(request, pk)
+        project = self.get_project()
         serializer = PolicyUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         changes = serializer.validated_data
@@ -83,13 +99,21 @@ class UncertaintyPolicyAPI(APIView):
         return Response(policy_report(project))
 
 
-class UncertaintyRecomputeAPI(APIView):
+class UncertaintyRecomputeAPI(ScoringProjectAPI):
     """POST: recompute the whole project's uncertainty in the background; poll GET for progress."""
 
     permission_required = all_permissions.projects_change
 
+    @project_operation(
+        TAGS,
+        "Recompute the project's uncertainty",
+        "Recompute every task's uncertainty in the background; the answer is the job, whose "
+        'progress the policy (GET) shows.',
+        JobSerializer,
+        status=202,
+    )
     def post(self, request, pk):
-        project = project_for(request, pk)
+        project = self.get_project()
         job = jobs.enqueue(project.id, reason='API request')
         job.refresh_from_db()  # an inline runner has finished it already
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -1,8 +1,9 @@
 """Data Manager integration through Label Studio's hooks: columns, annotations, a filter expression.
 
 - ``DATA_MANAGER_GET_ALL_COLUMNS`` -> :func:`get_all_columns` adds "Uncertainty" and "Model version" in
-  projects with an object tag we score (``Image``; not in video or text projects)
-  (and lets a page of tasks reuse Label Studio's costly column list for a few seconds: :func:`base_columns`).
+  the projects we score (``scope.py``: an ``Image`` tag, or a ``VideoRectangle`` on a ``Video``; not in
+  text projects or videos without tracks), and lets a page of tasks reuse Label Studio's costly column
+  list for a few seconds (:func:`base_columns`).
 - ``data_manager.managers.update_annotation_map(ANNOTATIONS)`` (from ``apps.ready``) annotates them
   with the one-to-one row's value as a plain subquery: no aggregate, no join, so Label Studio's count
   and totals queries are exactly the ones it runs with no column at all.
@@ -14,15 +15,13 @@
 import copy
 import time
 
-from django.conf import settings
 from django.db.models import F, OuterRef, Q, Subquery
 
-from ls_extensions.scoring import measures, ranking
+from ls_extensions.scoring import conf, measures, ranking, scope
 from ls_extensions.scoring.models import TASK_RELATION
 
 UNCERTAINTY = ranking.FIELD
 MODEL_VERSION = 'uncertainty_model_version'
-SCORED_OBJECT_TAGS = frozenset({'image'})  # object tags (lower case) whose regions the detector scores
 TASK_PAGE_PATH = '/api/tasks'
 BASE_COLUMNS_TTL = 10.0  # seconds a page of tasks may reuse Label Studio's column list (see base_columns)
 _base_columns = {}
@@ -76,7 +75,7 @@ def base_columns(project, *args, **kwargs):
     """
     from core.current_request import get_current_request
 
-    compute = _load(settings.LS_EXT_SCORING_BASE_GET_ALL_COLUMNS)
+    compute = _load(conf.BASE_GET_ALL_COLUMNS.get())
     request = get_current_request()
     if request is None or not request.path.startswith(TASK_PAGE_PATH):
         return compute(project, *args, **kwargs)
@@ -88,12 +87,16 @@ def base_columns(project, *args, **kwargs):
 
 
 def scores_project(project):
-    """Whether the project's config has an object tag whose predictions we score (``SCORED_OBJECT_TAGS``).
+    """Whether the project's predictions are scored regions (``scope.scores_config``): images, video tracks.
 
-    ``data_types`` is Label Studio's stored map of the config's object tags (data key -> tag name), so
-    this reads no XML. A video or text project gets no "Uncertainty" column that could never fill.
+    Both maps are Label Studio's stored ones (``data_types``: data key -> object tag; the parsed config:
+    control -> type and inputs, parsed once if it was never stored), kept up to date when the config is
+    saved, so a column request reads no XML. A text project gets no "Uncertainty" column that could never
+    fill.
     """
-    return any(str(tag).lower() in SCORED_OBJECT_TAGS for tag in (project.data_types or {}).values())
+    if scope.scored_by_object(project.data_types):
+        return True
+    return scope.scored_by_control(project.get_parsed_config())
 
 
 def get_all_columns(project, *args, **kwargs):
@@ -170,4 +173,4 @@ def custom_filter_expressions(_filter, field_name, project, **kwargs):
         expression = uncertainty_filter(_filter.operator, _filter.value)
         if expression is not None:
             return expression
-    return _load(settings.LS_EXT_SCORING_BASE_FILTER_EXPRESSIONS)(_filter, field_name, project, **kwargs)
+    return _load(conf.BASE_FILTER_EXPRESSIONS.get())(_filter, field_name, project, **kwargs)

@@ -1,8 +1,9 @@
 """Background work on a project's scores: full recompute and catch-up, with progress in ``RecomputeJob``.
 
 A job is a ``RecomputeJob`` row, created where the need is seen and run by id: published to Celery after
-the transaction that created it commits (``tasks.run_job``; ``LS_EXT_SCORING_RUNNER = 'celery'``), or
-run right away in the caller (``'inline'``: tests and scripts). Running claims the row (queued ->
+the transaction that created it commits (the task ``tasks.run_job``, published by its name;
+``LS_EXT_SCORING_RUNNER = 'celery'``, see ``runner.py``), or run right away in the caller (``'inline'``:
+tests and scripts); ``services.reconcile`` asks for one through ``events.recompute_needed``. Running claims the row (queued ->
 running, one UPDATE), so a message delivered twice runs the job once. Correctness never depends on the
 runner: a job overtaken by a newer switch (``generation``) stops writing.
 
@@ -14,13 +15,14 @@ import logging
 import time
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import OperationalError, transaction
+from django.dispatch import receiver
 from django.utils import timezone
 
 from ls_extensions import publishing
-from ls_extensions.scoring import services
+from ls_extensions.scoring import conf, events, services
 from ls_extensions.scoring.models import RecomputeJob, ScoringPolicy, TaskUncertainty
+from ls_extensions.scoring.runner import runner
 
 logger = logging.getLogger(__name__)
 
@@ -28,22 +30,9 @@ BATCH = 2000
 FAILURES_IN_A_ROW = 3  # automatic re-queueing of a kind of job stops after this many failed in a row
 
 
-def runner():
-    """'celery' (web and worker processes) or 'inline' (the caller runs the job: tests, scripts)."""
-    return getattr(settings, 'LS_EXT_SCORING_RUNNER', 'celery')
-
-
 def stale_seconds():
     """A job queued and not started, or running without a batch done, for this long is presumed lost."""
-    return float(getattr(settings, 'LS_EXT_SCORING_STALE_SECONDS', 120))
-
-
-def after_commit(fn):
-    """Run ``fn`` once the current transaction commits; the inline runner runs it now."""
-    if runner() == 'inline':
-        fn()
-    else:
-        transaction.on_commit(fn)
+    return conf.STALE_SECONDS.get()
 
 
 def enqueue(project_id, kind=RecomputeJob.RECOMPUTE, reason=''):
@@ -56,14 +45,23 @@ def enqueue(project_id, kind=RecomputeJob.RECOMPUTE, reason=''):
     if runner() == 'inline':
         run_job(job.id)
     else:
-        transaction.on_commit(lambda: publishing.in_background(_publish, job.id))
+        transaction.on_commit(lambda: publishing.in_background(publish, job.id))
     return job
 
 
-def _publish(job_id):
-    from ls_extensions.scoring import tasks
+RUN_JOB = 'ls_ext_scoring.run_job'  # the Celery task (``tasks.py``), published by name: no import of it here
 
-    return tasks.publish(job_id)
+
+def publish(job_id):
+    """Send job ``job_id`` to a worker; True if the broker took it. Never raises: a failure is logged."""
+    # one connection attempt (broker_connection_timeout): kombu would otherwise retry for minutes
+    return publishing.publish_named(RUN_JOB, job_id, attempts=0)
+
+
+@receiver(events.recompute_needed, dispatch_uid='ls_ext_scoring_recompute_needed')
+def _recompute_needed(sender, project_id, reason, **kwargs):
+    """``services.reconcile`` found the stored rows stale: the recompute job (queued, or new)."""
+    return enqueue(project_id, reason=reason)
 
 
 def claim(job_id):
@@ -254,7 +252,7 @@ def sweep():
     if lost:
         logger.warning('scoring: %s job(s) lost with their worker', lost)
     waiting = RecomputeJob.objects.filter(status=RecomputeJob.QUEUED, created_at__lt=cutoff)
-    republished = sum(bool(_publish(job_id)) for job_id in waiting.values_list('id', flat=True))
+    republished = sum(bool(publish(job_id)) for job_id in waiting.values_list('id', flat=True))
     queued = 0
     for project_id in ScoringPolicy.objects.values_list('project_id', flat=True):
         queued += keep_fresh(project_id) is not None

@@ -2,9 +2,12 @@
 
 Every measure maps a prediction (``result`` list and task-level ``score``) to a value in [0, 1]
 where higher means *less confident*, so "most uncertain first" is one descending sort whatever
-the measure. Bad input never raises: scores outside [0, 1] are clamped, missing / NaN / infinite /
-non-numeric scores are ignored, and both are counted in the returned :class:`Outcome` so that a
-ranking built from them is never silently wrong.
+the measure. Region measures read each region's ``score`` whatever its type: a box on an image, or a
+``videorectangle`` track of a video (one region per track, whose ``score`` the model server sets to
+the track's mean detection score), so image and video projects rank alike. Bad input never raises:
+scores outside [0, 1] are clamped, missing / NaN / infinite / non-numeric scores are ignored, and
+both are counted in the returned :class:`Outcome` so that a ranking built from them is never
+silently wrong.
 """
 
 import math
@@ -186,8 +189,8 @@ MEASURES = {
 
 DESCRIPTIONS = {
     'score': '1 - the prediction score (Prediction.score)',
-    'min_region': '1 - the lowest region score',
-    'entropy': 'mean binary entropy of the region scores',
+    'min_region': '1 - the lowest region score (box or video track)',
+    'entropy': 'mean binary entropy of the region scores (boxes or video tracks)',
     'margin': '1 - the smallest margin between the two best classes of a region',
 }
 

@@ -1,6 +1,6 @@
 """The uncertainty stream: "Label All Tasks" serves the most uncertain unlabeled task first.
 
-THE ONE PATCH of this app. Label Studio has no hook for the order of the next task, but when a
+The one module function of Label Studio we replace. Label Studio has no hook for the order of the next task, but when a
 project's ``sampling`` is "Uncertainty sampling" its ``get_task_from_qs_with_sampling`` calls the
 module-level ``_try_uncertainty_sampling`` (looked up at call time). :func:`install` replaces that
 one function with :func:`most_uncertain_first`, which hands every project that did not choose our
@@ -8,7 +8,9 @@ stream (``ScoringPolicy.stream``, set by the action or the API) straight to Labe
 function: their "Uncertainty sampling" stays Label Studio's. For the others everything around it
 stays Label Studio's too: assigned tasks, the user's own lock, ground truth, breadth-first overlap,
 postponed and skipped queues, and the lock set on the task it returns.
-``tests/scoring/test_next_task.py`` fails if the call site or the signatures change.
+Declared with the app's other seams in ``ls_extensions/compat.py``, whose guard
+(``tests/test_compat.py``) and ``tests/scoring/test_next_task.py`` fail if the call site or the
+signatures change.
 
 Order: tasks with a stored value, most uncertain first (ties by id), then the rest by id (the
 sequential order). Each candidate window goes through Label Studio's own ``_get_first_unlocked``

@@ -26,3 +26,38 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = RecomputeJob
         exclude = ['project']
+
+
+# ---------------------------------------------------------------- the policy report (API docs only)
+
+
+class KnownVersionSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    first_seen_at = serializers.DateTimeField()
+    source = serializers.CharField(help_text='Where the version was first seen (a prediction or the ML backend)')
+
+
+class TaskCountsSerializer(serializers.Serializer):
+    ranked = serializers.IntegerField(help_text='Tasks with an uncertainty value')
+    unranked = serializers.IntegerField(help_text='Tasks without a value (no prediction of the active version)')
+    clamped = serializers.IntegerField(help_text='Scores outside [0, 1], clamped')
+    ignored = serializers.IntegerField(help_text='Predictions ignored (no usable score)')
+
+
+class PolicyReportSerializer(serializers.Serializer):
+    """What ``GET /api/projects/<id>/uncertainty/`` answers (``scoring.api.policy_report``)."""
+
+    project = serializers.IntegerField()
+    measure = serializers.CharField(help_text='The chosen uncertainty measure')
+    measures = serializers.DictField(child=serializers.CharField(), help_text='Every measure, with its description')
+    pinned_version = serializers.CharField(allow_null=True, help_text='The pinned model version; null: the newest')
+    active_version = serializers.CharField(allow_null=True, help_text='The version the stored values come from')
+    active_measure = serializers.CharField(allow_null=True, help_text='The measure the stored values come from')
+    desired_version = serializers.CharField(allow_null=True, help_text='The version the policy asks for')
+    up_to_date = serializers.BooleanField(help_text='Every value is of the desired version and measure')
+    versions = KnownVersionSerializer(many=True, help_text='Model versions seen in the project, newest first')
+    project_model_version = serializers.CharField(allow_null=True, allow_blank=True)
+    project_model_version_is_backend_title = serializers.BooleanField()
+    stream = serializers.BooleanField(help_text='Label All Tasks serves the most uncertain task first')
+    tasks = TaskCountsSerializer()
+    job = JobSerializer(allow_null=True, help_text='The latest recompute job, or null')

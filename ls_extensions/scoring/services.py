@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from ls_extensions.scoring import measures
+from ls_extensions.scoring import events, measures, runner
 from ls_extensions.scoring.models import KnownVersion, ScoringPolicy, TaskUncertainty
 
 SUCCESSFUL_BACKEND_STATES = ('CO', 'TR', 'PR')  # MLBackendState: connected, training, predicting
@@ -27,12 +27,6 @@ def version_of(raw):
     return raw or ''
 
 
-def _after_commit(fn):
-    from ls_extensions.scoring import jobs
-
-    jobs.after_commit(fn)
-
-
 # --- the policy and its lock ---------------------------------------------------------------------
 
 
@@ -45,7 +39,7 @@ def get_policy(project_id):
         policy, created = ScoringPolicy.objects.get_or_create(project_id=project_id)
         if created:
             _learn_existing_versions(project_id)
-            _after_commit(lambda: reconcile(project_id, 'first use'))
+            runner.after_commit(lambda: reconcile(project_id, 'first use'))
     return policy
 
 
@@ -157,12 +151,14 @@ def remember_version(project_id, version, seen_at, source=KnownVersion.PREDICTIO
 
 
 def reconcile(project_id, reason):
-    """Queue a recompute when the stored rows do not hold the desired version and measure."""
-    from ls_extensions.scoring import jobs
+    """Queue a recompute when the stored rows do not hold the desired version and measure.
 
+    The job is queued by ``jobs`` (``events.recompute_needed``: this module does not import ``jobs``); returns it.
+    """
     policy = get_policy(project_id)
     if desired_state(policy) != (policy.active_version, policy.active_measure):
-        return jobs.enqueue(project_id, reason=reason)
+        answers = events.recompute_needed.send(sender=ScoringPolicy, project_id=project_id, reason=reason)
+        return next((job for _, job in answers if job is not None), None)
     return None
 
 
@@ -170,7 +166,7 @@ def backend_changed(backend):
     """An ML backend saved: a version it reports after a successful set-up is a known version."""
     if backend.model_version and backend.state in SUCCESSFUL_BACKEND_STATES and backend.project_id:
         remember_version(backend.project_id, backend.model_version, timezone.now(), KnownVersion.ML_BACKEND)
-    _after_commit(lambda: reconcile(backend.project_id, 'ML backend changed'))
+    runner.after_commit(lambda: reconcile(backend.project_id, 'ML backend changed'))
 
 
 # --- scoring predictions into rows -----------------------------------------------------------------
@@ -307,7 +303,7 @@ def prediction_saved(prediction):
             values = {name: getattr(prediction, name) for name in PREDICTION_FIELDS}
             upsert_rows(rows_for(project_id, [values], policy))
         elif remember_version(project_id, version, prediction.created_at or timezone.now()):
-            _after_commit(lambda: reconcile(project_id, f'new model version {version!r}'))
+            runner.after_commit(lambda: reconcile(project_id, f'new model version {version!r}'))
 
 
 def prediction_deleted(prediction):

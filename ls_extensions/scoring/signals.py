@@ -1,5 +1,5 @@
 """Receivers that keep stored scores in step with Label Studio's predictions and ML backends, and the
-stream's choice in step with the project's sampling.
+stream's choice in step with the project's sampling and with the version a retraining run switched to.
 
 Bulk inserts send no signals; ``jobs.keep_fresh`` catches them up (Data Manager loads, the sweep; see README).
 """
@@ -10,7 +10,8 @@ from ml.models import MLBackend
 from projects.models import Project
 from tasks.models import Prediction
 
-from ls_extensions.scoring import services
+from ls_extensions.retraining.events import model_version_changed
+from ls_extensions.scoring import jobs, services  # noqa: F401  (jobs: connects recompute_needed)
 
 
 @receiver(post_save, sender=Prediction, dispatch_uid='ls_ext_scoring_prediction_saved')
@@ -32,3 +33,9 @@ def backend_saved(sender, instance, **kwargs):
 def project_saved(sender, instance, update_fields=None, **kwargs):
     if update_fields is None or 'sampling' in update_fields:
         services.sampling_changed(instance)
+
+
+@receiver(model_version_changed, dispatch_uid='ls_ext_scoring_model_version_changed')
+def model_version_changed_by_retraining(sender, project_id, **kwargs):
+    """A retraining run switched the project's version: bring the stored uncertainty up to it."""
+    services.reconcile(project_id, 'retrained')

@@ -1,6 +1,6 @@
 """Celery tasks of the scoring app: thin, idempotent, taking ids; the work is in ``jobs``.
 
-Published by :func:`publish` from the publisher thread (``ls_extensions.publishing``) after the
+Published by name (``jobs.publish``) from the publisher thread (``ls_extensions.publishing``) after the
 transaction that created the job commits, so a request never waits on the broker. A broker that is
 down never fails the request that asked: the job stays queued in the database and the sweep (beat, and
 each worker start) publishes it again.
@@ -10,7 +10,7 @@ import logging
 
 from celery.signals import worker_ready
 
-from ls_extensions import migrations_ready, publishing
+from ls_extensions import migrations_ready
 from ls_extensions.celery import app
 from ls_extensions.scoring import jobs
 
@@ -30,9 +30,8 @@ def sweep():
 
 
 def publish(job_id):
-    """Send job ``job_id`` to a worker; True if the broker took it. Never raises: a failure is logged."""
-    # one connection attempt (broker_connection_timeout): kombu would otherwise retry for minutes
-    return publishing.publish(run_job, job_id, attempts=0)
+    """Send job ``job_id`` to a worker (``jobs.publish``, by the task's name); never raises."""
+    return jobs.publish(job_id)
 
 
 @worker_ready.connect

@@ -12,24 +12,22 @@ import logging
 
 from core.permissions import all_permissions
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from projects.models import Project
-from rest_framework import generics
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from .export import (
-    ExportOptions,
-    VideoExportError,
-    build_export,
-    export_file_name,
-    iter_project_tasks,
-    require_format,
-    stream_export,
-    video_tracking_config,
-    warnings_of,
-)
+from ls_extensions import schema
+from ls_extensions.permissions import ProjectMemberAPIMixin
+
+from .export.building import build_export, warnings_of
+from .export.catalogue import require_format
+from .export.config import video_tracking_config
+from .export.errors import VideoExportError
+from .export.options import PREDICTIONS, ExportOptions
+from .export.predictions import with_model_version
+from .export.project_tasks import iter_project_tasks
+from .export.streaming import export_file_name, stream_export
 from .serializers import VideoFramesQuerySerializer, query_data
 
 logger = logging.getLogger(__name__)
@@ -38,6 +36,9 @@ CONTENT_TYPES = {'zip': 'application/zip', 'json': 'application/json', 'csv': 't
 WARNINGS_HEADER = 'X-Export-Warnings'  # number of per-task warnings (skipped tracks, frame count notes)
 WARNING_MESSAGES_HEADER = 'X-Export-Warning-Messages'  # the first of them, JSON (ASCII)
 MAX_HEADER_CHARS = 4000
+SOURCE_HEADER = 'X-Export-Source'  # annotations or predictions
+MODEL_VERSION_HEADER = 'X-Export-Model-Version'  # predictions: the model version exported, JSON (ASCII)
+MAX_VERSION_CHARS = 1000  # of a model version in that header (Label Studio stores versions of any length)
 
 
 class FormatParamIsTheExportFormat(DefaultContentNegotiation):
@@ -55,11 +56,13 @@ def video_export_response(project, options: ExportOptions) -> StreamingHttpRespo
     """Stream the export of `project`'s tasks; raises `VideoExportError` before anything is sent.
 
     Headers: `Content-Disposition` and `filename` (the Export dialog saves under that name),
-    `X-Export-Warnings` (count), `X-Export-Warning-Messages` (the first ones), `X-Export-Frame-Count-Sources`
-    (how many videos had their frame count from the file, from `framesCount`, or from the last keyframe).
-    Zips also carry every warning in `summary.json`.
+    `X-Export-Source` and, for predictions, `X-Export-Model-Version`, `X-Export-Warnings` (count),
+    `X-Export-Warning-Messages` (the first ones), `X-Export-Frame-Count-Sources` (how many videos had their
+    frame count from the file, from `framesCount`, or from the last keyframe). Zips also carry every warning in
+    `summary.json`.
     """
     video_tracking_config(project)  # 400 before reading any task
+    options = with_model_version(project, options)  # predictions: 400 when the version has none
     exporter = options.exporter
     export = build_export(project, iter_project_tasks(project, options), options)
     warnings = warnings_of(export)
@@ -70,6 +73,9 @@ def video_export_response(project, options: ExportOptions) -> StreamingHttpRespo
     response['Content-Disposition'] = f'attachment; filename="{filename}"'
     response['filename'] = filename
     response['X-Export-Format'] = exporter.name
+    response[SOURCE_HEADER] = options.source
+    if options.source == PREDICTIONS:
+        response[MODEL_VERSION_HEADER] = json.dumps(options.model_version[:MAX_VERSION_CHARS])  # ASCII: header-safe
     response[WARNINGS_HEADER] = str(len(warnings))
     if warnings:
         shown = []
@@ -95,41 +101,39 @@ def video_export_response(project, options: ExportOptions) -> StreamingHttpRespo
         'YOLO and YOLO-OBB (frame images extracted from the videos + labels + data.yaml), CVAT for video 1.1 XML, '
         "COCO-video. The frame count is the video file's real count where the file can be read, else the "
         "annotation's `framesCount`. Malformed sequences are skipped with a per-task warning, counted in the "
-        f'`{WARNINGS_HEADER}` header and listed in `summary.json` (zips). Errors: 400 for a project without video '
-        'tracking or an unknown format (lists the valid ones); 422 when a format needs pixels or frame images and '
-        "a task's video cannot be read (names the tasks). The response is streamed."
+        f'`{WARNINGS_HEADER}` header and listed in `summary.json` (zips). `source=predictions` exports the '
+        "predictions of a model version (`model_version`, default the project's current one) instead of the "
+        "annotations, through the same frame rule; MOT then writes a tracker's output (`<sequence>.txt`, the track "
+        "score as `conf`) to score the model against the annotations' MOT export; tasks without such a prediction "
+        f'are skipped and counted in `{WARNINGS_HEADER}`. Errors: 400 for a project without video tracking, an '
+        'unknown format (lists the valid ones) or source, or a model version without predictions (lists those '
+        "with some); 422 when a format needs pixels or frame images and a task's video cannot be read (names the "
+        'tasks). The response is streamed.'
     ),
     operation_id='api_projects_export_video_frames',
-    parameters=[
-        OpenApiParameter(
-            name='id',
-            type=OpenApiTypes.INT,
-            location='path',
-            description='A unique integer value identifying this project.',
-        ),
-        VideoFramesQuerySerializer,
-    ],
+    parameters=[schema.PROJECT_PK, VideoFramesQuerySerializer],
     responses={
         (200, 'application/zip'): OpenApiResponse(
             description='Export file (zip for MOT, YOLO, YOLO-OBB, CVAT; JSON or CSV otherwise)',
             response={'type': 'string', 'format': 'binary'},
         ),
-        400: OpenApiResponse(description='No video tracking in the project, unknown format or bad parameters'),
+        400: OpenApiResponse(
+            description='No video tracking in the project, unknown format or source, bad parameters, or no predictions '
+            'of the model version (source=predictions)'
+        ),
         422: OpenApiResponse(description="A task's video file or pixel size is needed and missing"),
+        **schema.errors(),
     },
 )
-class VideoFramesExportAPI(generics.RetrieveAPIView):
+class VideoFramesExportAPI(ProjectMemberAPIMixin, APIView):
     """Per-frame export of a project's video tracks; only members of the project's organization."""
 
     permission_required = all_permissions.projects_change
-    serializer_class = None
+    active_organization_only = True  # as Label Studio's export: the project of the organization in use
     content_negotiation_class = FormatParamIsTheExportFormat
 
-    def get_queryset(self):
-        return Project.objects.filter(organization=self.request.user.active_organization)
-
     def get(self, request, *args, **kwargs):
-        project = self.get_object()
+        project = self.get_project()
         try:
             data = query_data(request.GET)
             chosen = require_format(data.get('format'))

@@ -28,18 +28,23 @@ from django.utils import timezone
 
 from ls_extensions import publishing
 
-from .export import ExportOptions, VideoExportError, build_export, export_file_name, require_format, write_export_file
+from . import conf
+from .export.building import build_export
+from .export.catalogue import require_format
+from .export.errors import VideoExportError
+from .export.options import ExportOptions
+from .export.streaming import export_file_name, write_export_file
 from .models import VideoConversion
 
 logger = logging.getLogger(__name__)
 
-STALE_SETTING = 'LS_EXT_VIDEO_CONVERSION_STALE_SECONDS'
+STALE_SETTING = conf.CONVERSION_STALE_SECONDS.name
 MAX_RESTARTS = 3  # by the sweep, in a row; a new convert request starts counting again
 
 
 def stale_seconds() -> float:
     """No progress for this long: the conversion's worker is presumed dead and the conversion restarted."""
-    return float(getattr(settings, STALE_SETTING, 600))
+    return conf.CONVERSION_STALE_SECONDS.get()
 
 
 def heartbeat_seconds() -> float:
@@ -70,10 +75,15 @@ def publish_sweep() -> bool:
     return _publish('sweep_conversions')
 
 
-def _publish(task_name: str, *args) -> bool:
-    from ls_extensions.video import tasks
+TASK_NAMES = {
+    'convert_snapshot': 'ls_ext_video.convert_snapshot',
+    'sweep_conversions': 'ls_ext_video.sweep_conversions',
+}
 
-    return publishing.publish(getattr(tasks, task_name), *args)
+
+def _publish(task_name: str, *args) -> bool:
+    """By the Celery name (``tasks.py`` imports this module, never the other way); KeyError for a wrong name."""
+    return publishing.publish_named(TASK_NAMES[task_name], *args)
 
 
 # ---------------------------------------------------------------- the convert request

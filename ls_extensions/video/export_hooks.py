@@ -42,14 +42,11 @@ from ..ids import fits
 from ..parsers import PARSER_CLASSES
 from . import conversions
 from .api import CONTENT_TYPES, error_response, video_export_response
-from .export import (
-    FORMAT_PREFIX,
-    NoVideoTracking,
-    VideoExportError,
-    chosen_formats,
-    require_format,
-    video_tracking_config,
-)
+from .export.catalogue import FORMAT_PREFIX, chosen_formats, require_format
+from .export.config import video_tracking_config
+from .export.errors import NoVideoTracking, VideoExportError
+from .export.options import PREDICTIONS
+from .export.predictions import with_model_version
 from .serializers import VideoFrameOptionsSerializer, VideoSnapshotConvertSerializer, query_data
 
 logger = logging.getLogger(__name__)
@@ -175,7 +172,7 @@ class VideoExportConvertAPI(ExportConvertAPI):
             return error_response(error)
         serializer = VideoSnapshotConvertSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        serializer.options(chosen)  # option combinations the format refuses: 400 now, not a failed conversion
+        chosen_options = serializer.options(chosen)  # combinations the format refuses: 400 now, not a failed run
         if snapshot.status != Export.Status.COMPLETED:
             raise ValidationError(f'Export snapshot {snapshot.id} is {snapshot.status}, not completed')
         options = {
@@ -184,10 +181,19 @@ class VideoExportConvertAPI(ExportConvertAPI):
             if key not in ('export_type', 'download_resources')
         }
         try:
+            options.update(_resolved_version(snapshot.project, chosen_options))
             converted = conversions.request_conversion(snapshot, chosen.name, options, request.user)
         except VideoExportError as error:
             return error_response(error)
         return Response({'export_type': chosen.name, 'converted_format': converted.id})
+
+
+def _resolved_version(project, options) -> dict:
+    """A predictions conversion's model version, fixed when it is asked for: a version without predictions is a
+    400 then, not a failed conversion, and a worker that runs later exports the version the user saw as current."""
+    if options.source != PREDICTIONS:
+        return {}
+    return {'model_version': with_model_version(project, options).model_version}
 
 
 class VideoExportDownloadAPI(ExportDownloadAPI):

@@ -3,7 +3,8 @@
 Each video is stored the way a browser upload is (a ``FileUpload`` under ``MEDIA_ROOT/upload/<project>``,
 served at ``/data/upload/...``), so the labeling UI, the export and permissions treat it as any upload.
 The project's ``<Video frameRate>`` must equal the encoding fps: otherwise the UI's frame numbers
-would not line up with the source images or with the per-frame export. Each imported file is also
+would not line up with the source images or with the per-frame export; the project's frame rate is
+read by ``export.config.project_frame_rate``, next to the export's own reading. Each imported file is also
 probed (packets only, ``probe.check_alignment``) and a file whose timestamps would still mis-align
 (camera files imported as they are) is logged with the reason; ``check_upload`` does the same for a
 video uploaded through Label Studio's own import once ``connect_upload_check`` has run.
@@ -18,6 +19,7 @@ import av
 from django.core.files import File
 from django.db import transaction
 
+from ls_extensions.video.export.config import project_frame_rate, video_tags
 from ls_extensions.video.probe import VIDEO_SUFFIXES, check_alignment
 
 logger = logging.getLogger(__name__)
@@ -39,20 +41,6 @@ def tracking_config(fps, labels):
     ET.SubElement(view, 'VideoRectangle', name='box', toName='video')
     ET.indent(view)
     return ET.tostring(view, encoding='unicode')
-
-
-def video_tags(label_config):
-    """(name, value, framerate or None) of each <Video> tag; tag and attribute names as the UI reads them."""
-    try:
-        root = ET.fromstring(label_config or '<View/>')
-    except ET.ParseError:
-        return []
-    tags = []
-    for node in root.iter():
-        if node.tag.lower() == 'video':
-            attrs = {k.lower(): v for k, v in node.attrib.items()}
-            tags.append((attrs.get('name'), attrs.get('value', ''), attrs.get('framerate')))
-    return tags
 
 
 def ensure_label_config(project, fps, labels):
@@ -98,23 +86,6 @@ def alignment_warning(path, fps):
         f'{Path(path).name} would mis-align at frameRate={float(fps):g}: {" ".join(verdict.reasons)} '
         'Run manage.py prepare_videos on it first.'
     )
-
-
-def project_frame_rate(project):
-    """The frame rate the UI plays the project's first <Video> tag at, or None (no tag, or ``$fps`` per task).
-
-    The UI's rule (docs/video-interpolation.md): unset, 0 or not a number -> 24, below 1 -> inverted.
-    """
-    tags = video_tags(project.label_config)
-    if not tags or (tags[0][2] or '').strip().startswith('$'):
-        return None
-    try:
-        fps = Fraction((tags[0][2] or '24').strip())
-    except (ValueError, ZeroDivisionError):
-        return Fraction(24)
-    if fps < 0:
-        return None
-    return Fraction(24) if fps == 0 else 1 / fps if fps < 1 else fps
 
 
 def check_upload(sender, instance, created=False, **kwargs):

@@ -5,7 +5,9 @@ The rule is the UI's (docs/video-interpolation.md, from `VideoRectangleRegion.ge
 in stored order, never sorted, so unsorted or repeated keyframes give what the UI shows, not what a
 sorted copy would. Label Studio's own `extract_key_frames` differs (sorts, no rotation wrap-around).
 
-Pure NumPy, no Django: the expansion is vectorised per track, its cost follows the boxes written.
+Pure NumPy, no Django: the expansion is vectorised per track, its cost follows the boxes written. Box
+geometry (corners, bounds, CVAT boxes) is in `geometry.py`; the tests' frame-by-frame oracle is
+`tests/video/reference_interpolation.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass, fields
 from numbers import Integral, Real
 
 import numpy as np
+
+from .geometry import wrap_degrees
 
 KEYFRAME_DTYPE = np.dtype(
     [
@@ -205,7 +209,7 @@ class FrameBoxes:
 
     @property
     def rotated(self) -> bool:
-        return bool(np.any(_degrees(self.rotation) != 0))
+        return bool(np.any(wrap_degrees(self.rotation) != 0))
 
     def expand(self, start: int, stop: int) -> FrameBoxes:
         """The boxes on frames start..stop, so precomputed boxes serve wherever a plan does."""
@@ -271,7 +275,7 @@ class ExpansionPlan:
 
     @property
     def rotated(self) -> bool:
-        return bool(np.any(_degrees(self.keyframes['rotation']) != 0))
+        return bool(np.any(wrap_degrees(self.keyframes['rotation']) != 0))
 
     def next_visible(self, frame: int) -> int | None:
         """The first frame >= `frame` that shows the box, to skip invisible stretches."""
@@ -321,123 +325,3 @@ def iter_expanded(sequence, frames_count: int, chunk_frames: int = DEFAULT_CHUNK
         last = min(frame + chunk_frames - 1, frames_count)
         yield source.expand(frame, last)
         frame = source.next_visible(last + 1)
-
-
-# ---------------------------------------------------------------- oracle
-
-
-def _reference_norm(angle: float) -> float:
-    while angle > 0:
-        angle -= 360
-    return math.fmod(angle - 180, 360) + 180
-
-
-def _reference_shape(keyframes: list[dict], frame: int) -> tuple[dict, bool] | None:
-    prev = nxt = None
-    for item in keyframes:
-        if item['frame'] == frame:
-            return {name: item[name] for name in GEOMETRY}, True
-        if item['frame'] > frame:
-            nxt = item
-            break
-        prev = item
-    if prev is None:
-        return None
-    if nxt is None:
-        return {name: prev[name] for name in GEOMETRY}, False
-    r = (frame - prev['frame']) / (nxt['frame'] - prev['frame'])
-    shape = {name: prev[name] + (nxt[name] - prev[name]) * r for name in GEOMETRY[:4]}
-    shape['rotation'] = _reference_norm(prev['rotation'] + _reference_norm(nxt['rotation'] - prev['rotation']) * r)
-    return shape, False
-
-
-def _reference_in_lifespan(keyframes: list[dict], frame: int) -> bool:
-    before = [item for item in keyframes if item['frame'] <= frame]
-    closest = before[-1] if before else next((item for item in keyframes if item['frame'] >= frame), None)
-    return closest is not None and (closest['frame'] == frame or closest['enabled'])
-
-
-def reference_expand(sequence, frames_count: int) -> list[dict]:
-    """Frame-by-frame transcription of the UI code, for tests only: slow and obviously faithful."""
-    names = KEYFRAME_DTYPE.names
-    keyframes = [dict(zip(names, row, strict=True)) for row in normalize_sequence(sequence).tolist()]
-
-    def drawn(frame):
-        shape = _reference_shape(keyframes, frame)
-        return shape if shape is not None and _reference_in_lifespan(keyframes, frame) else None
-
-    boxes = []
-    for frame in range(1, frames_count + 1):
-        shape = drawn(frame)
-        if shape is not None:
-            values, keyframe = shape
-            boxes.append({'frame': frame, **values, 'keyframe': keyframe, 'continues': drawn(frame + 1) is not None})
-    return boxes
-
-
-# ---------------------------------------------------------------- geometry
-
-
-def _pixels(x, y, w, h, img_w, img_h):
-    return (
-        np.asarray(x, float) * img_w / 100,
-        np.asarray(y, float) * img_h / 100,
-        np.asarray(w, float) * img_w / 100,
-        np.asarray(h, float) * img_h / 100,
-    )
-
-
-def _degrees(rotation_deg):
-    """Angle in [0, 360): `mod` alone gives 360.0 for tiny negative angles."""
-    angle = np.mod(np.asarray(rotation_deg, float), 360)
-    return np.where(angle >= 360, 0.0, angle)
-
-
-def _turn(rotation_deg):
-    radians = np.deg2rad(_degrees(rotation_deg))
-    return np.cos(radians), np.sin(radians)
-
-
-def corners(x, y, w, h, rotation_deg, img_w, img_h, about: str = 'topleft') -> np.ndarray:
-    """Pixel corners (..., 4, 2), in the order top-left, top-right, bottom-right, bottom-left before rotation.
-
-    Inputs are Label Studio percents; positive rotation is clockwise on screen (y down), about the
-    top-left corner as in Label Studio, or about the centre as in CVAT.
-    """
-    if about not in ('topleft', 'center'):
-        raise ValueError(f'about must be "topleft" or "center", got {about!r}')
-    px, py, pw, ph = _pixels(x, y, w, h, img_w, img_h)
-    cos, sin = _turn(rotation_deg)
-    zero = np.zeros_like(pw)
-    dx = np.stack([zero, pw, pw, zero], axis=-1)
-    dy = np.stack([zero, zero, ph, ph], axis=-1)
-    if about == 'center':
-        dx, dy = dx - pw[..., None] / 2, dy - ph[..., None] / 2
-        px, py = px + pw / 2, py + ph / 2
-    cos, sin = np.asarray(cos)[..., None], np.asarray(sin)[..., None]
-    return np.stack([px[..., None] + dx * cos - dy * sin, py[..., None] + dx * sin + dy * cos], axis=-1)
-
-
-def bounding_box(x, y, w, h, rotation_deg, img_w, img_h):
-    """Axis-aligned pixel box (left, top, width, height) around the rotated rectangle; exact when unrotated."""
-    pixels = _pixels(x, y, w, h, img_w, img_h)
-    straight = (_degrees(rotation_deg) == 0) & (pixels[2] >= 0) & (pixels[3] >= 0)
-    if straight.all():
-        return pixels
-    points = corners(x, y, w, h, rotation_deg, img_w, img_h)
-    left, top = points[..., 0].min(axis=-1), points[..., 1].min(axis=-1)
-    width, height = points[..., 0].max(axis=-1) - left, points[..., 1].max(axis=-1) - top
-    return tuple(np.where(straight, a, b) for a, b in zip(pixels, (left, top, width, height), strict=True))
-
-
-def to_cvat_box(x, y, w, h, rotation_deg, img_w, img_h):
-    """(xtl, ytl, xbr, ybr, rotation) of the CVAT box, rotated about its centre, that draws the same rectangle.
-
-    The rectangle keeps its size and angle; only the pivot differs, so the centre is moved to where
-    the top-left rotation put it. CVAT keeps angles in [0, 360).
-    """
-    px, py, pw, ph = _pixels(x, y, w, h, img_w, img_h)
-    cos, sin = _turn(rotation_deg)
-    cx = px + pw / 2 * cos - ph / 2 * sin
-    cy = py + pw / 2 * sin + ph / 2 * cos
-    return cx - pw / 2, cy - ph / 2, cx + pw / 2, cy + ph / 2, _degrees(rotation_deg)

@@ -7,10 +7,9 @@ parameters are bounded so that no value reaches NumPy or the database outside th
 
 from __future__ import annotations
 
-from django.conf import settings
+from ls_extensions.video import conf
 
-DEFAULT_MAX_FRAMES = 1_000_000  # about 11 hours at 25 fps
-MAX_FRAMES_SETTING = 'LS_EXT_VIDEO_MAX_FRAMES'
+MAX_FRAMES_SETTING = conf.MAX_FRAMES.name
 MAX_IDS = 100_000  # task ids in one request (`ids=`); more: export all tasks or several times
 MAX_TASK_ID = 2**63 - 1  # what SQLite and PostgreSQL's bigint hold
 MAX_SIDE = 100_000  # `width`/`height` in pixels
@@ -19,4 +18,4 @@ MAX_URL_CHARS = 4096  # a task's video URL; longer ones cannot name a file (PATH
 
 def max_frames() -> int:
     """The most frames one video may export (`LS_EXT_VIDEO_MAX_FRAMES`); also bounds `frame_stride`."""
-    return int(getattr(settings, MAX_FRAMES_SETTING, DEFAULT_MAX_FRAMES))
+    return conf.MAX_FRAMES.get()

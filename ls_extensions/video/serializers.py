@@ -6,7 +6,8 @@ from django.http import QueryDict
 from rest_framework import serializers
 
 from . import limits
-from .export import OPTIONAL_IMAGES, ChosenFormat, ExportOptions, chosen_formats, format_names, require_format
+from .export.catalogue import OPTIONAL_IMAGES, ChosenFormat, chosen_formats, format_names, require_format
+from .export.options import ANNOTATIONS, PREDICTIONS, SOURCES, ExportOptions
 from .formats import list_exporters
 
 LIST_FIELDS = ('ids', 'labels')
@@ -51,7 +52,8 @@ class VideoFrameOptionsSerializer(serializers.Serializer):
     )
     download_all_tasks = serializers.BooleanField(
         default=False,
-        help_text='Include tasks without annotations (YOLO then writes their frames as background images).',
+        help_text='Include tasks without annotations (YOLO then writes their frames as background images); with '
+        'source=predictions, tasks without a prediction of the version are exported without tracks, not skipped.',
     )
     images = serializers.BooleanField(
         default=False,
@@ -59,6 +61,23 @@ class VideoFrameOptionsSerializer(serializers.Serializer):
         'decoded frame f - 1). YOLO and YOLO-OBB always include them.',
     )
 
+    source = serializers.ChoiceField(
+        choices=list(SOURCES),
+        default=ANNOTATIONS,
+        error_messages={'invalid_choice': 'unknown source "{input}": give annotations (the default) or predictions'},
+        help_text="Whose tracks to export: `annotations` (the ground truth, default) or `predictions` (a model's, "
+        "of `model_version`; with MOT as a tracker's output, the track score as `conf`). A task without a "
+        'prediction of that version is skipped and listed as skipped (unless download_all_tasks).',
+    )
+    model_version = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=4096,
+        help_text="With source=predictions: the model version whose predictions to export; default the project's "
+        "model version when predictions carry it, else the newest prediction's. A version without predictions is "
+        'a 400 listing the versions that have some.',
+    )
     mot_origin = serializers.ChoiceField(
         choices=[0, 1],
         default=1,
@@ -86,6 +105,14 @@ class VideoFrameOptionsSerializer(serializers.Serializer):
         exporter = chosen.exporter
         if data['images'] and not (exporter.needs_images or exporter.name in OPTIONAL_IMAGES):
             raise serializers.ValidationError({'images': f'{exporter.name} has no frame images'})
+        predicted = data['source'] == PREDICTIONS
+        if predicted and data['images'] and not exporter.needs_images:
+            tracker = f"{exporter.name} of predictions is a tracker's output"
+            raise serializers.ValidationError(
+                {'images': [f'{tracker}: frame images come with the annotations export (VIDEO_MOT_IMAGES)']}
+            )
+        if not predicted and 'model_version' in data:
+            raise serializers.ValidationError({'model_version': ['a model version is for source=predictions']})
         return ExportOptions(
             exporter=exporter,
             images=data['images'],
@@ -94,8 +121,11 @@ class VideoFrameOptionsSerializer(serializers.Serializer):
             frame_stride=data['frame_stride'],
             width=data.get('width'),
             height=data.get('height'),
-            only_annotated=not data['download_all_tasks'],
+            only_annotated=not data['download_all_tasks'] and not predicted,
             mot_origin=int(data['mot_origin']),
+            source=data['source'],
+            model_version=data.get('model_version'),
+            only_predicted=predicted and not data['download_all_tasks'],
         )
 
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.browser.walk import WalkRecord, guard_context, launch, sign_up_and_log_in
+from tests.browser.walk import signed_in
 from tests.support.server import REPO, LabelStudioServer
 from tests.video.test_import_videos import frame_folder
 
@@ -19,13 +19,8 @@ def test_prepared_video_plays_in_the_labeling_ui(tmp_path, template_db):
     frame_folder(tmp_path / 'src', 'deepfish/clip1', FRAMES, size=(160, 120))
     email = 'prep@example.org'
     with LabelStudioServer(tmp_path / 'data', template_db) as server, sync_playwright() as pw:
-        browser = launch(pw)
-        context = browser.new_context()
-        record = WalkRecord()
-        guard_context(context, record)
-        page = context.new_page()
-        sign_up_and_log_in(page, server.url, record, email)
-        csrf = next(c['value'] for c in context.cookies() if c['name'] == 'csrftoken')
+        browser, page, record = signed_in(pw, server.url, email)
+        csrf = next(c['value'] for c in page.context.cookies() if c['name'] == 'csrftoken')
         created = page.request.post(
             server.url + '/api/projects', data={'title': 'DeepFish'}, headers={'X-CSRFToken': csrf}
         )

@@ -58,6 +58,17 @@ def visit(page, record, url, settle_ms=2500):
     record.pages.append(page.url)
 
 
+def signed_in(playwright, base, email):
+    """(browser, page, record): a fresh guarded context in which `email` has signed up and logged in."""
+    browser = launch(playwright)
+    context = browser.new_context()
+    record = WalkRecord()
+    guard_context(context, record)
+    page = context.new_page()
+    sign_up_and_log_in(page, base, record, email)
+    return browser, page, record
+
+
 def sign_up_and_log_in(page, base, record, email):
     visit(page, record, base + '/user/signup/', 500)
     page.fill('input[name=email]', email)

@@ -111,7 +111,7 @@ class served(ServedInThread):  # noqa: N801 - used as ``with served(app) as url`
     def __init__(self, app, handler_class=None):
         from wsgiref.simple_server import make_server
 
-        from ls_extensions.ml_backend.server import _QuietHandler, _ThreadingWSGIServer
+        from ls_extensions.ml_backend.wsgi_app import _QuietHandler, _ThreadingWSGIServer
 
         self.httpd = make_server(
             '127.0.0.1', 0, app, server_class=_ThreadingWSGIServer, handler_class=handler_class or _QuietHandler

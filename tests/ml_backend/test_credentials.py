@@ -13,7 +13,8 @@ from wsgiref.simple_server import make_server
 
 import pytest
 
-from ls_extensions.ml_backend.server import ModelServer, _QuietHandler, _ThreadingWSGIServer, build_server
+from ls_extensions.ml_backend.server import ModelServer, build_server
+from ls_extensions.ml_backend.wsgi_app import _QuietHandler, _ThreadingWSGIServer
 from tests.label_configs import IMAGE_BOXES
 from tests.ml_backend.support import http
 

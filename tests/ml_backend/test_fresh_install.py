@@ -81,3 +81,22 @@ def test_predictions_on_a_fresh_install_and_a_refused_token_shown_on_connect(tmp
             stored = [p for t in tasks for p in api('GET', f'/api/predictions?task={t["id"]}')]
             assert len(stored) == len(images), model.log_tail()
             assert {p['model_version'] for p in stored} == {backend['model_version']}
+
+            # an image deleted from the uploads: the action's answer says which task got no prediction and why
+            extra, _ = synthetic.dataset(1, seed=9, size=96)[0]
+            api('POST', f'/api/projects/{pid}/import', files=[('f', ('gone.png', png_bytes(extra), 'image/png'))])
+            gone = max(api('GET', f'/api/tasks?project={pid}&page_size=100')['tasks'], key=lambda t: t['id'])
+            upload = gone['data']['image'].removeprefix('/data/')
+            (tmp_path / 'ls' / 'media' / upload).unlink()
+            answer = api(
+                'POST',
+                f'/api/dm/actions?id=retrieve_tasks_predictions&project={pid}',
+                json={'selectedItems': {'all': True, 'excluded': []}},
+                expect=(422,),
+            )
+            detail = answer['detail']
+            served = f'3 of 4 tasks have a prediction of the served model ({backend["model_version"]})'
+            assert detail.startswith(f'{served}; 1 got none: task {gone["id"]}.'), detail
+            assert f'Task {gone["id"]}: cannot read {gone["data"]["image"]} from Label Studio' in detail, detail
+            assert answer['tasks_without_prediction'] == [gone['id']]
+            assert api('GET', f'/api/predictions?task={gone["id"]}') == []  # nothing made up for it

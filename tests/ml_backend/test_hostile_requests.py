@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from ls_extensions.ml_backend import synthetic
-from ls_extensions.ml_backend.server import ModelServer, _QuietHandler
+from ls_extensions.ml_backend.server import ModelServer
+from ls_extensions.ml_backend.wsgi_app import _QuietHandler
 from tests.label_configs import IMAGE_BOXES
 from tests.ml_backend.support import call, http, png_data_uri, raw_request, served
 

@@ -66,12 +66,16 @@ def _predictions(api, pid):
     return out
 
 
-def _retrieve(api, pid):
-    return api(
+def _retrieve(api, pid, broken):
+    """Retrieve Predictions over every task: the unreadable one is named in a 422, the rest are stored."""
+    answer = api(
         'POST',
         f'/api/dm/actions?id=retrieve_tasks_predictions&project={pid}',
+        expect=(422,),
         json={'selectedItems': {'all': True, 'excluded': []}},
     )
+    assert answer['tasks_without_prediction'] == [broken['id']]
+    assert f'Task {broken["id"]}: cannot read /data/upload/{pid}/does-not-exist.png' in answer['detail']
 
 
 CASES = {
@@ -111,7 +115,7 @@ def test_label_studio_retrieves_predictions_and_trains_the_model_server(case, tm
         assert http('POST', model.url + '/setup', rogue_setup)[0] == 200
 
         # "Retrieve predictions" over every task of the project: one batched request
-        _retrieve(api, pid)
+        _retrieve(api, pid, broken)
         predictions = _predictions(api, pid)
         assert predictions[broken['id']] == []  # unreadable image: no prediction, the rest succeed
         for task in tasks:
@@ -124,7 +128,8 @@ def test_label_studio_retrieves_predictions_and_trains_the_model_server(case, tm
             api('POST', f'/api/tasks/{task["id"]}/annotations', json={'result': result})
 
         metrics = requests.get(model.url + '/metrics', timeout=10).json()
-        assert metrics['requests']['failed_tasks'] == 1 and metrics['requests']['tasks'] == len(tasks) + 1
+        # the broken task twice: in the batch, then alone when the action asks the model server for its reason
+        assert metrics['requests']['failed_tasks'] == 2 and metrics['requests']['tasks'] == len(tasks) + 2
         # (Label Studio's own webhook to a loopback backend stays refused by its SSRF check: see test_ssrf.py)
 
         started = time.monotonic()
@@ -145,7 +150,7 @@ def test_label_studio_retrieves_predictions_and_trains_the_model_server(case, tm
         assert status['model_version'] == v1 != v0
 
         # predictions of the new version, with labels of the project and scores
-        _retrieve(api, pid)
+        _retrieve(api, pid, broken)
         assert api('GET', f'/api/ml/{backend["id"]}')['model_version'] == v1
         predictions = _predictions(api, pid)
         new = [p for task in tasks for p in predictions[task['id']] if p['model_version'] == v1]
@@ -153,5 +158,6 @@ def test_label_studio_retrieves_predictions_and_trains_the_model_server(case, tm
         regions = [r for p in new for r in p['result']]
         assert regions and {r['value']['rectanglelabels'][0] for r in regions} <= {'fish', 'crab'}
         assert all(0 <= r['value']['x'] <= 100 and 0.3 <= r['score'] <= 1 for r in regions)
-        assert all(p['score'] is not None for p in new)
+        # a task score where boxes were found; none where nothing was (scoring ranks those by its own rule)
+        assert all((p['score'] is not None) == bool(p['result']) for p in new)
         assert rogue.requests == []  # images and annotations came from --ls-url only

@@ -36,9 +36,16 @@ def test_health_setup_versions(app):
     assert call(app, 'GET', '/versions')[2]['versions'] == ['fixed.v0']
 
 
+TEXT_CLASSES = (
+    '<View><Text name="text" value="$text"/><Choices name="c" toName="text"><Choice value="a"/></Choices></View>'
+)
+
+
 def test_setup_refuses_a_config_without_rectanglelabels_with_a_readable_reason(app):
-    code, reason, body = call(app, 'POST', '/setup', {'project': '1.1', 'schema': VIDEO_TRACKING})
+    code, reason, body = call(app, 'POST', '/setup', {'project': '1.1', 'schema': TEXT_CLASSES})
     assert code == 400 and 'RectangleLabels' in body['error'] and 'RectangleLabels' in reason
+    # a video tracking config is served too (tracks, tests/ml_backend/test_video_predict.py)
+    assert call(app, 'POST', '/setup', {'project': '1.1', 'schema': VIDEO_TRACKING})[0] == 200
     other = IMAGE_BOXES.replace('fish', 'tree').replace('crab', 'house')
     code, reason, body = call(app, 'POST', '/setup', {'project': '1.1', 'schema': other})
     assert code == 400 and 'predicted_values' in reason
@@ -169,7 +176,7 @@ def test_missing_checkpoint_or_config_is_a_start_up_error_naming_the_path(tmp_pa
 def test_bad_requests(app):
     assert call(app, 'GET', '/nope')[0] == 404
     assert call(app, 'GET', '/predict')[0] == 405
-    assert call(app, 'POST', '/predict', {'tasks': [], 'label_config': VIDEO_TRACKING})[0] == 400
+    assert call(app, 'POST', '/predict', {'tasks': [], 'label_config': TEXT_CLASSES})[0] == 400
 
 
 def test_restart_serves_the_latest_trained_version(tmp_path):

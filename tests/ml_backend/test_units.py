@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from ls_extensions.ml_backend import synthetic
+from ls_extensions.ml_backend.adapters.base import Sample
 from ls_extensions.ml_backend.images import ImageError, ImageLoader
 from ls_extensions.ml_backend.labels import LabelConfigError, LabelMap, normalize, parse_label_config
 from ls_extensions.ml_backend.metrics import mean_average_precision
@@ -68,15 +69,18 @@ def test_map_perfect_wrong_and_empty():
 
 
 def test_held_out_split_is_deterministic_and_only_with_enough_images():
-    class S:
-        def __init__(self, key):
-            self.key = key
+    def sample(key, group=None):
+        return Sample(image=np.zeros((2, 2, 3), np.uint8), key=key, group=group)
 
-    few = [S(str(i)) for i in range(5)]
+    few = [sample(str(i)) for i in range(5)]
     assert split(few, 10, 0.25) == (few, [])
-    many = [S(str(i)) for i in range(12)]
+    many = [sample(str(i)) for i in range(12)]
     train, val = split(many, 10, 0.25)
     assert [s.key for s in val] == ['3', '7', '11'] and len(train) == 9
+    # a video's frames are one group: all held out or all trained on, never split
+    frames = [sample(f'{task}/{frame}', str(task)) for task in range(1, 9) for frame in (1, 6, 11)]
+    train, val = split(frames, 10, 0.25)
+    assert [s.key for s in val] == ['4/1', '4/6', '4/11', '8/1', '8/6', '8/11'] and len(train) == 18
 
 
 def test_registry_versions_keep_last_k_and_rollback(tmp_path):

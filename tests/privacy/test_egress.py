@@ -33,7 +33,21 @@ def test_rules_match_what_they_name(entry, host, port, allowed):
     assert parse_rule(entry).matches(host, port) is allowed
 
 
-@pytest.mark.parametrize('entry', ['http://', 'host:99999', 'host:abc', 'bad host!', '10.0.0.0/99', '[::1]x', '*.'])
+@pytest.mark.parametrize(
+    'entry',
+    [
+        'http://',
+        'host:99999',
+        'host:abc',
+        'bad host!',
+        '10.0.0.0/99',
+        '[::1]x',
+        '*.',
+        '[zz',
+        '[::1:80',
+        'http://[zz',
+    ],
+)
 def test_unparsable_entries_are_named(entry):
     with pytest.raises(AllowListError, match='cannot parse entry'):
         parse_allow_list(f'good.host, {entry}')

@@ -70,11 +70,14 @@ def test_backend_rows_open_nothing_and_the_api_refuses_unlisted_hosts(tmp_path, 
         # training sends the project (label config) straight away; "Retrieve predictions" checks health first
         for backend in (by_name, by_address):
             api('POST', f'/api/ml/{backend}/train')
-        api(
+        refused = api(
             'POST',
             f'/api/dm/actions?id=retrieve_tasks_predictions&project={pid}',
+            expect=(400,),
             json={'selectedItems': {'all': True, 'excluded': []}},
         )
+        assert 'refused (LS_EXT_ALLOWED_HOSTS)' in refused['detail'], refused
+        assert 'Nothing was predicted' in refused['detail'], refused
         # the ML settings page: Label Studio refreshes each backend (health check, then /setup with a token)
         listed = {b['id']: b for b in api('GET', f'/api/ml?project={pid}')}
         assert {listed[by_name]['readable_state'], listed[by_address]['readable_state']} == {'Disconnected'}

@@ -146,7 +146,7 @@ def stub_backend():
 @pytest.fixture
 def enqueued(monkeypatch):
     """Record what would be published instead of publishing: [(task name, args, countdown)]."""
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import queueing
 
     calls = []
 
@@ -154,7 +154,7 @@ def enqueued(monkeypatch):
         calls.append((task_name, args, countdown))
         return True
 
-    monkeypatch.setattr(services, 'enqueue', record)
+    monkeypatch.setattr(queueing, 'enqueue', record)
     return calls
 
 
@@ -164,7 +164,7 @@ def drain(calls, capture, limit=100, stop_at_delayed_start=False):
     Countdowns are not waited for; ``stop_at_delayed_start`` stops before a ``start_run`` published for
     later (a back-off or minimum interval), leaving it in ``calls``.
     """
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import recovery, steps
 
     done = []
     for _ in range(limit):
@@ -175,5 +175,5 @@ def drain(calls, capture, limit=100, stop_at_delayed_start=False):
         name, args, _ = calls.pop(0)
         done.append(name)
         with capture(execute=True):
-            getattr(services, name)(*args)
+            getattr(recovery if name == 'sweep' else steps, name)(*args)
     raise AssertionError(f'tasks did not settle: {calls}')

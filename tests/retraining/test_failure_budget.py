@@ -42,7 +42,7 @@ def test_a_pre_annotation_that_keeps_failing_stops_with_its_reason_until_the_pol
     image_project, image_tasks, stub_backend, enqueued, client_owner, django_capture_on_commit_callbacks
 ):
     """A non-transient failure (the model does not load: /setup answers 500) of a predict-only run: not one run per sweep forever."""
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import recovery
     from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
 
     capture = django_capture_on_commit_callbacks
@@ -54,9 +54,9 @@ def test_a_pre_annotation_that_keeps_failing_stops_with_its_reason_until_the_pol
         RetrainingPolicy.objects.create(project=image_project, enabled=True, threshold=50)
     drain(enqueued, capture)
     for attempt in range(2, BUDGET + 2):
-        assert services.sweep() == 0  # within the back-off: nothing
+        assert recovery.sweep() == 0  # within the back-off: nothing
         _time_passes(image_project)
-        assert services.sweep() == 1 and enqueued == [('predict_served_version', (image_project.id,), None)]
+        assert recovery.sweep() == 1 and enqueued == [('predict_served_version', (image_project.id,), None)]
         drain(enqueued, capture)
         assert TrainingRun.objects.count() == attempt
     runs = list(TrainingRun.objects.order_by('id'))
@@ -66,7 +66,7 @@ def test_a_pre_annotation_that_keeps_failing_stops_with_its_reason_until_the_pol
     assert policy.failed_attempts == BUDGET + 1 and policy.stopped_at
     assert policy.stopped_reason == f'stopped after {BUDGET + 1} failed attempts: {runs[-1].error}'
     _time_passes(image_project)
-    assert services.sweep() == 0 and enqueued == []  # stopped: however long it waits
+    assert recovery.sweep() == 0 and enqueued == []  # stopped: however long it waits
 
     # what the user sees
     api = client_owner.get(f'/api/projects/{image_project.id}/retraining/').json()
@@ -97,7 +97,7 @@ def test_threshold_runs_failing_for_any_cause_stop_the_policy_and_retrain_now_re
     budget; new annotations do not reset it, and while stopped they are counted but trigger nothing."""
     from tasks.models import Annotation
 
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import recovery, triggers
     from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
 
     capture = django_capture_on_commit_callbacks
@@ -121,7 +121,7 @@ def test_threshold_runs_failing_for_any_cause_stop_the_policy_and_retrain_now_re
     assert _policy(image_project).failed_attempts == 2 and _policy(image_project).pending
     _time_passes(image_project)
     enqueued.clear()
-    assert services.sweep() == 1
+    assert recovery.sweep() == 1
     drain(enqueued, capture)
     runs = list(TrainingRun.objects.order_by('id'))
     assert [r.status for r in runs] == ['failed'] * 3
@@ -134,11 +134,11 @@ def test_threshold_runs_failing_for_any_cause_stop_the_policy_and_retrain_now_re
     policy = _policy(image_project)
     assert policy.changes_since_run == 1 and not policy.pending and enqueued == []
     _time_passes(image_project)
-    assert services.sweep() == 0
+    assert recovery.sweep() == 0
 
     stub_backend.fail_training = False
     with capture(execute=True):
-        services.trigger_now(image_project.id, 'manual (page)')
+        triggers.trigger_now(image_project.id, 'manual (page)')
     drain(enqueued, capture)
     last = TrainingRun.objects.order_by('-id').first()
     assert last.status == 'succeeded' and last.trigger == 'manual (page)' and TrainingRun.objects.count() == 4
@@ -183,7 +183,7 @@ def test_a_backend_titled_like_its_version_is_pre_annotated_once(
     """Its project still "follows the backend live" after the pre-annotation: the sweep must not start another."""
     from ml.models import MLBackend
 
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import recovery, steps
     from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
 
     MLBackend.objects.create(project=image_project, url=stub_backend.url, title='stub.v0')
@@ -193,6 +193,6 @@ def test_a_backend_titled_like_its_version_is_pre_annotated_once(
     (run,) = TrainingRun.objects.all()
     assert run.status == 'succeeded' and run.version_after == 'stub.v0'
     image_project.refresh_from_db()
-    assert services.follows_backend_live(image_project)  # the title is the version
+    assert steps.follows_backend_live(image_project)  # the title is the version
     _time_passes(image_project)
-    assert services.sweep() == 0 and TrainingRun.objects.count() == 1
+    assert recovery.sweep() == 0 and TrainingRun.objects.count() == 1

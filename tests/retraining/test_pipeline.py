@@ -128,7 +128,7 @@ def test_a_backend_that_answers_with_an_error_fails_the_run_at_once(
 def test_triggers_during_training_make_exactly_one_follow_up(
     setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
 ):
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import steps, triggers
     from ls_extensions.retraining.models import TrainingRun
 
     project, tasks, backend, policy = setup
@@ -137,13 +137,13 @@ def test_triggers_during_training_make_exactly_one_follow_up(
         _annotate(task, user, django_capture_on_commit_callbacks)
     capture = django_capture_on_commit_callbacks
     with capture(execute=True):
-        services.start_run(*enqueued.pop(0)[1])
+        steps.start_run(*enqueued.pop(0)[1])
     # during training: two more annotations cross the threshold again, and "Retrain now" twice
     for task in tasks[2:4]:
         _annotate(task, user, capture)
     with capture(execute=True):
-        services.trigger_now(project.id)
-        services.trigger_now(project.id)
+        triggers.trigger_now(project.id)
+        triggers.trigger_now(project.id)
     stub_backend.finish_training = True
     drain(enqueued, capture)
     runs = list(TrainingRun.objects.order_by('id'))
@@ -165,14 +165,14 @@ def _an_hour_ago():
 def _until_training(enqueued, capture, tasks=None, user=None):
     """Annotate two ``tasks`` (if given) and run start_run (which begins the training); leave the first poll
     in ``enqueued``."""
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import steps
 
     for task in (tasks or [])[:2]:
         _annotate(task, user, capture)
     name, args, _ = enqueued.pop(0)
     assert name == 'start_run'
     with capture(execute=True):
-        run = services.start_run(*args)
+        run = steps.start_run(*args)
     assert [c[0] for c in enqueued] == ['poll_training']
     return run
 
@@ -183,22 +183,22 @@ def test_duplicate_deliveries_of_every_step_do_nothing_twice(
     """acks_late redelivery, or a step published again by the sweep: no second training, no duplicates."""
     from tasks.models import Prediction, Task
 
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import steps
     from ls_extensions.retraining.models import TrainingRun
 
     project, tasks, backend, policy = setup
     capture = django_capture_on_commit_callbacks
     run = _until_training(enqueued, capture, tasks, user)
-    assert services.begin_training(run.id) is None  # already training: the duplicate asks nothing
+    assert steps.begin_training(run.id) is None  # already training: the duplicate asks nothing
     assert stub_backend.train_calls == 1
     enqueued.clear()
     with capture(execute=True):
-        services.poll_training(run.id)
-        assert services.poll_training(run.id) is None  # already predicting
+        steps.poll_training(run.id)
+        assert steps.poll_training(run.id) is None  # already predicting
     assert [c[0] for c in enqueued] == ['repredict_batch']
     with capture(execute=True):
-        services.repredict_batch(run.id)
-        services.repredict_batch(run.id)  # a duplicate claims the next batch, never the same one
+        steps.repredict_batch(run.id)
+        steps.repredict_batch(run.id)  # a duplicate claims the next batch, never the same one
     drain(enqueued, capture)
     run.refresh_from_db()
     assert run.status == 'succeeded' and run.tasks_predicted == 3 and run.tasks_to_predict == 3
@@ -211,17 +211,17 @@ def test_duplicate_deliveries_of_every_step_do_nothing_twice(
 def test_sweep_publishes_again_a_step_lost_with_its_worker(
     setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
 ):
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import recovery
     from ls_extensions.retraining.models import TrainingRun
 
     project, tasks, backend, policy = setup
     capture = django_capture_on_commit_callbacks
     run = _until_training(enqueued, capture, tasks, user)
     enqueued.clear()  # the worker holding the poll was killed: the message is gone
-    assert services.sweep() == 0  # a fresh heartbeat is left alone
+    assert recovery.sweep() == 0  # a fresh heartbeat is left alone
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=_an_hour_ago())
-    assert services.sweep() == 1
-    assert services.sweep() == 0  # published once: its heartbeat is fresh again
+    assert recovery.sweep() == 1
+    assert recovery.sweep() == 0  # published once: its heartbeat is fresh again
     assert enqueued == [('poll_training', (run.id,), None)]
     drain(enqueued, capture)
     run.refresh_from_db()
@@ -233,7 +233,7 @@ def test_sweep_publishes_again_a_step_lost_with_its_worker(
 def test_unreachable_backend_during_training_is_polled_with_back_off(
     setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks, settings
 ):
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import steps
 
     settings.LS_EXT_RETRAINING_RETRY_SECONDS = 7
     project, tasks, backend, policy = setup
@@ -243,7 +243,7 @@ def test_unreachable_backend_during_training_is_polled_with_back_off(
     url = backend.url
     backend.url = 'http://127.0.0.1:9'  # the backend is down for a while
     backend.save(update_fields=['url'])
-    services.poll_training(run.id)
+    steps.poll_training(run.id)
     run.refresh_from_db()
     assert run.status == 'training' and run.metrics['unreachable_polls'] == 1 and 'unreachable' in run.error
     assert enqueued == [('poll_training', (run.id,), 7.0)]
@@ -259,7 +259,7 @@ def test_a_backend_restart_that_loses_the_job_fails_the_run_and_retries_the_trig
 ):
     from datetime import timedelta
 
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import recovery, steps
     from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
 
     project, tasks, backend, policy = setup
@@ -275,10 +275,10 @@ def test_a_backend_restart_that_loses_the_job_fails_the_run_and_retries_the_trig
     assert policy.pending and policy.failed_attempts == 1
     assert [c[0] for c in enqueued] == ['start_run'] and enqueued[0][2] > 0  # after the back-off
     with capture(execute=True):
-        assert services.start_run(project.id, 'follow-up') is None  # not due yet
+        assert steps.start_run(project.id, 'follow-up') is None  # not due yet
     RetrainingPolicy.objects.filter(pk=policy.pk).update(last_run_at=policy.last_run_at - timedelta(minutes=5))
     enqueued.clear()
-    assert services.sweep() == 1
+    assert recovery.sweep() == 1
     drain(enqueued, capture)
     second = TrainingRun.objects.order_by('-id').first()
     assert second.status == 'succeeded' and second.trigger == 'retry after a failed run'
@@ -293,7 +293,7 @@ def test_minimum_interval_holds_the_trigger_until_due(
 ):
     from datetime import timedelta
 
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import recovery
     from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
 
     project, tasks, backend, policy = setup
@@ -308,9 +308,9 @@ def test_minimum_interval_holds_the_trigger_until_due(
     assert drain(enqueued, capture) == ['start_run']  # not due: no run, nothing held in the broker for an hour
     policy.refresh_from_db()
     assert policy.pending and not policy.running and TrainingRun.objects.count() == 1
-    assert services.sweep() == 0
+    assert recovery.sweep() == 0
     RetrainingPolicy.objects.filter(pk=policy.pk).update(last_run_at=policy.last_run_at - timedelta(hours=2))
-    assert services.sweep() == 1
+    assert recovery.sweep() == 1
     drain(enqueued, capture)
     assert TrainingRun.objects.count() == 2 and TrainingRun.objects.first().trigger == 'threshold'  # its cause
 
@@ -348,16 +348,16 @@ def test_switching_on_a_project_that_follows_the_backend_live_pre_annotates_with
 def test_a_step_lost_again_and_again_ends_the_run_and_retries_it_as_a_new_one(
     setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
 ):
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import recovery
     from ls_extensions.retraining.models import TrainingRun
 
     project, tasks, backend, policy = setup
     run = _until_training(enqueued, django_capture_on_commit_callbacks, tasks, user)
     enqueued.clear()
-    TrainingRun.objects.filter(pk=run.pk).update(recovered=services.MAX_RECOVERIES, heartbeat_at=_an_hour_ago())
+    TrainingRun.objects.filter(pk=run.pk).update(recovered=recovery.MAX_RECOVERIES, heartbeat_at=_an_hour_ago())
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.sweep() == 0  # not published a sixth time
+        assert recovery.sweep() == 0  # not published a sixth time
     run.refresh_from_db()
-    assert run.status == 'failed' and f'lost {services.MAX_RECOVERIES} times' in run.error
+    assert run.status == 'failed' and f'lost {recovery.MAX_RECOVERIES} times' in run.error
     policy.refresh_from_db()
     assert policy.pending and policy.pending_reason == 'retry after a failed run' and not policy.running

@@ -62,7 +62,7 @@ def test_deliveries_of_the_training_step_at_once_ask_the_backend_once(image_proj
     from django.utils import timezone
     from ml.models import MLBackend
 
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import steps, timing
     from ls_extensions.retraining.models import RetrainingPolicy
 
     assert connection.vendor == 'postgresql'
@@ -73,7 +73,7 @@ def test_deliveries_of_the_training_step_at_once_ask_the_backend_once(image_proj
     policy = RetrainingPolicy.objects.create(
         project=image_project, enabled=True, threshold=2, running=True, last_run_at=now
     )
-    run = services.record_run(policy, 'threshold', now, ml_backend=backend)
+    run = steps.record_run(policy, 'threshold', now, ml_backend=backend)
     barrier = threading.Barrier(DELIVERIES)
     results, errors = [], []
 
@@ -82,7 +82,7 @@ def test_deliveries_of_the_training_step_at_once_ask_the_backend_once(image_proj
 
         try:
             barrier.wait()
-            results.append(services.begin_training(run.id))
+            results.append(steps.begin_training(run.id))
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
         finally:
@@ -98,4 +98,4 @@ def test_deliveries_of_the_training_step_at_once_ask_the_backend_once(image_proj
     assert stub_backend.train_calls == 1
     run.refresh_from_db()
     assert run.status == 'training' and run.job_id == 'job-1'
-    assert enqueued == [('poll_training', (run.id,), services.poll_seconds())]
+    assert enqueued == [('poll_training', (run.id,), timing.poll_seconds())]

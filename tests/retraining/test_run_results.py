@@ -24,14 +24,14 @@ def test_a_run_keeps_the_backends_message_and_image_counts(
 ):
     from ml.models import MLBackend
 
-    from ls_extensions.retraining import presentation, services
+    from ls_extensions.retraining import presentation, triggers
     from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
 
     with NotingBackend() as backend_server:
         MLBackend.objects.create(project=image_project, url=backend_server.url, title='stub')
         RetrainingPolicy.objects.create(project=image_project, enabled=True, repredict=False)
         with django_capture_on_commit_callbacks(execute=True):
-            services.trigger_now(image_project.id, 'manual (API)')
+            triggers.trigger_now(image_project.id, 'manual (API)')
         drain(enqueued, django_capture_on_commit_callbacks)
     (run,) = TrainingRun.objects.all()
     assert run.status == 'succeeded', run.error

@@ -129,7 +129,7 @@ def test_broker_down_annotation_saves_fast_and_the_sweep_publishes_later(
 ):
     import sqlite3
 
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import recovery
     from ls_extensions.retraining.models import RetrainingPolicy
     from tests.support.server import free_port
 
@@ -148,35 +148,35 @@ def test_broker_down_annotation_saves_fast_and_the_sweep_publishes_later(
     policy = RetrainingPolicy.objects.get(project=image_project)
     assert policy.pending and not policy.running  # the trigger is kept for later
 
-    assert services.sweep() == 0  # broker still down: nothing published, still pending
+    assert recovery.sweep() == 0  # broker still down: nothing published, still pending
     broker_file = tmp_path / 'broker.sqlite3'
     broker_at(f'sqla+sqlite:///{broker_file}')
-    assert services.sweep() == 1
+    assert recovery.sweep() == 1
     with sqlite3.connect(broker_file) as db:
         (count,) = db.execute('select count(*) from kombu_message').fetchone()
     assert count == 1
 
 
 def test_one_run_at_a_time_and_exactly_one_follow_up(image_project, enqueued, django_capture_on_commit_callbacks):
-    from ls_extensions.retraining import services
+    from ls_extensions.retraining import steps, triggers
     from ls_extensions.retraining.models import RetrainingPolicy, TrainingRun
 
     policy = _policy(image_project)
     RetrainingPolicy.objects.filter(pk=policy.pk).update(running=True)  # a run is going
     with django_capture_on_commit_callbacks(execute=True):
         for _ in range(3):
-            services.trigger_now(image_project.id)
+            triggers.trigger_now(image_project.id)
     assert [c[0] for c in enqueued] == ['start_run'] * 3
     for _name, args, _ in list(enqueued):
-        assert services.start_run(*args) is None  # no claim while running
+        assert steps.start_run(*args) is None  # no claim while running
     enqueued.clear()
     assert TrainingRun.objects.count() == 0
     with django_capture_on_commit_callbacks(execute=True):
-        services.release(image_project.id)
+        steps.release(image_project.id)
     assert enqueued == [('start_run', (image_project.id, 'follow-up'), None)]
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.start_run(image_project.id, 'follow-up')
-        assert services.start_run(image_project.id, 'duplicate message') is None
+        run = steps.start_run(image_project.id, 'follow-up')
+        assert steps.start_run(image_project.id, 'duplicate message') is None
     assert TrainingRun.objects.count() == 1
     run.refresh_from_db()
     assert run.status == 'failed' and 'no ML backend' in run.error  # none connected in this test

@@ -11,13 +11,16 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from ls_extensions.ml_backend import synthetic
 from tests.label_configs import IMAGE_BOXES
+from tests.ml_backend import fish_videos
 from tests.ml_backend.support import TORCH_ADAPTER, ModelServerProcess
 from tests.retraining.support import ENV, TOKEN, Worker, broker_messages, held_step
 from tests.support.api import TokenApi, png_bytes
@@ -63,19 +66,18 @@ def worker_for(ls, env=None):
 class Project:
     """A project of synthetic fish images with the model server connected and an enabled policy."""
 
+    label_config = IMAGE_BOXES
+    data_key = 'image'
+
     def __init__(self, ls, model, threshold, images=10, seed=5, pre_annotated=True):
         self.api = TokenApi(ls.url, TOKEN, expect=(200, 201, 202))
-        self.images = synthetic.dataset(images, seed=seed, size=96)
         self.threshold = threshold
         api = self.api
-        self.id = api('POST', '/api/projects', json={'title': 'retrain', 'label_config': IMAGE_BOXES})['id']
-        files = [
-            (f'file{i}', (f'img{i:03d}.png', png_bytes(img), 'image/png')) for i, (img, _) in enumerate(self.images)
-        ]
-        api('POST', f'/api/projects/{self.id}/import', files=files)
+        self.id = api('POST', '/api/projects', json={'title': 'retrain', 'label_config': self.label_config})['id']
+        names = self.import_files(images, seed)
         tasks = api('GET', f'/api/tasks?project={self.id}&page_size=100')['tasks']
-        by_image = {t['data']['image'].rsplit('/', 1)[-1].split('-', 1)[-1]: t for t in tasks}
-        self.tasks = [by_image[f'img{i:03d}.png'] for i in range(images)]
+        by_name = {t['data'][self.data_key].rsplit('/', 1)[-1].split('-', 1)[-1]: t for t in tasks}
+        self.tasks = [by_name[name] for name in names]
         self.backend = api('POST', '/api/ml', json={'url': model.url, 'project': self.id, 'title': 'torch'})
         self.v0 = self.backend['model_version']
         policy = api(
@@ -93,11 +95,25 @@ class Project:
             self.project_version = self.v0
             self.assert_all_unlabeled_predicted_by(self.v0)
 
+    def import_files(self, count, seed):
+        """Upload the project's files through the import API; returns their names in task order."""
+        self.images = synthetic.dataset(count, seed=seed, size=96)
+        names = [f'img{i:03d}.png' for i in range(count)]
+        files = [
+            (f'file{i}', (name, png_bytes(img), 'image/png'))
+            for i, (name, (img, _)) in enumerate(zip(names, self.images, strict=True))
+        ]
+        self.api('POST', f'/api/projects/{self.id}/import', files=files)
+        return names
+
+    def results(self):
+        """The annotation result of each task, in task order."""
+        return [synthetic.to_ls_result(boxes, img.shape[1], img.shape[0]) for img, boxes in self.images]
+
     def annotate(self, count):
         """Submit ``count`` annotations through the API; returns each request's seconds."""
         timings = []
-        for task, (img, boxes) in list(zip(self.tasks, self.images, strict=True))[:count]:
-            result = synthetic.to_ls_result(boxes, img.shape[1], img.shape[0])
+        for task, result in list(zip(self.tasks, self.results(), strict=True))[:count]:
             started = time.perf_counter()
             self.api('POST', f'/api/tasks/{task["id"]}/annotations', json={'result': result})
             timings.append(time.perf_counter() - started)
@@ -133,51 +149,147 @@ class Project:
                 assert [p['model_version'] for p in predictions].count(version) == 1, (task['id'], predictions)
 
 
+class VideoProject(Project):
+    """A project of synthetic fish videos (tests/ml_backend/fish_videos.py), annotated as drawn tracks."""
+
+    label_config = fish_videos.CONFIG
+    data_key = 'video'
+    frames = 75
+
+    def import_files(self, count, seed):
+        with tempfile.TemporaryDirectory() as tmp:
+            names = [f'fish{i:03d}.mp4' for i in range(count)]
+            self.scenes = [
+                fish_videos.write_video(Path(tmp) / name, self.frames, seed + i) for i, name in enumerate(names)
+            ]
+            files = [(f'file{i}', (name, (Path(tmp) / name).read_bytes(), 'video/mp4')) for i, name in enumerate(names)]
+            self.api('POST', f'/api/projects/{self.id}/import', files=files)
+        return names
+
+    def results(self):
+        return [fish_videos.track_results(objects, self.frames) for objects in self.scenes]
+
+    def import_more(self, count, seed):
+        """Import `count` more videos; returns their new tasks."""
+        known = {t['id'] for t in self.api('GET', f'/api/tasks?project={self.id}&page_size=100')['tasks']}
+        with tempfile.TemporaryDirectory() as tmp:
+            files = []
+            for i in range(count):
+                path = Path(tmp) / f'more{seed + i:03d}.mp4'
+                fish_videos.write_video(path, self.frames, seed + i)
+                files.append((f'file{i}', (path.name, path.read_bytes(), 'video/mp4')))
+            self.api('POST', f'/api/projects/{self.id}/import', files=files)
+        return [
+            t for t in self.api('GET', f'/api/tasks?project={self.id}&page_size=100')['tasks'] if t['id'] not in known
+        ]
+
+
+def requests_to(model):
+    """The tasks the model server was asked to predict so far (its /metrics)."""
+    from tests.ml_backend.support import http
+
+    return http('GET', model.url + '/metrics')[1]['requests']['tasks']
+
+
 def training_jobs(model):
     from tests.ml_backend.support import http
 
     return http('GET', model.url + '/training')[1]['history']
 
 
+def one_round(project, model, worker, threshold, tasks):
+    """Annotate ``threshold`` of ``tasks`` tasks through the API and assert the round the worker runs from it:
+    one training job, every unlabeled task predicted by the new version, the project on it, the ranking
+    following it. Returns the run, each submit's seconds and the seconds from the first submit to the end."""
+    submitted_at = time.time()
+    timings = project.annotate(threshold)  # (measured, not bounded: the proof that nothing trains in the
+    # request is the backend's single training job below, not the speed of a machine that may be busy)
+    logs = lambda: worker.log_tail() + model.log_tail()  # noqa: E731
+    runs = project.wait_runs(lambda runs: runs and runs[0]['status'] in FINISHED, logs=logs, trained=True)
+    ended_at = time.time()
+    (run,) = runs
+    assert run['status'] == 'succeeded', (run, logs())
+    assert run['trigger'] == 'threshold' and run['annotations_used'] == threshold
+    assert run['version_before'] == project.v0 and run['version_after'] not in ('', project.v0)
+    new = run['version_after']
+    assert run['tasks_to_predict'] == tasks - threshold == run['tasks_predicted']
+    # Label Studio's own synchronous training never ran: the backend trained exactly once
+    assert len(training_jobs(model)) == 1
+    assert new in project.api('GET', f'/api/ml/{project.backend["id"]}/versions')['versions']
+    assert project.api('GET', f'/api/projects/{project.id}')['model_version'] == new
+    project.assert_all_unlabeled_predicted_by(new)
+    policy = project.policy()
+    assert not policy['running'] and not policy['pending']
+
+    # the uncertainty ranking follows the new version (scoring's reconcile, in the worker)
+    def ranked():
+        ranking = project.api('GET', f'/api/projects/{project.id}/uncertainty/')
+        done = ranking['active_version'] == new and ranking['tasks']['ranked'] == run['tasks_to_predict']
+        return ranking if done and ranking['up_to_date'] else None
+
+    ranking = wait_for(ranked, 180, 1, 'uncertainty ranking of the new version', logs)
+    assert ranking['active_version'] == new and ranking['up_to_date'], ranking
+    assert ranking['tasks']['ranked'] == run['tasks_to_predict'], ranking
+    return run, timings, ended_at - submitted_at
+
+
 def test_annotations_through_the_api_retrain_repredict_and_rerank_in_the_worker(ls, tmp_path):
     threshold = 6
     with model_server(ls, tmp_path / 'ms') as model, worker_for(ls) as worker:
         project = Project(ls, model, threshold)
-        submitted_at = time.time()
-        timings = project.annotate(threshold)  # (measured, not bounded: the proof that nothing trains in the
-        # request is the backend's single training job below, not the speed of a machine that may be busy)
-        logs = lambda: worker.log_tail() + model.log_tail()  # noqa: E731
-        runs = project.wait_runs(lambda runs: runs and runs[0]['status'] in FINISHED, logs=logs, trained=True)
-        ended_at = time.time()
-        (run,) = runs
-        assert run['status'] == 'succeeded', (run, logs())
-        assert run['trigger'] == 'threshold' and run['annotations_used'] == threshold
-        assert run['version_before'] == project.v0 and run['version_after'] not in ('', project.v0)
-        new = run['version_after']
-        assert run['tasks_to_predict'] == len(project.images) - threshold == run['tasks_predicted']
-        # Label Studio's own synchronous training never ran: the backend trained exactly once
-        assert len(training_jobs(model)) == 1
-        assert new in project.api('GET', f'/api/ml/{project.backend["id"]}/versions')['versions']
-        assert project.api('GET', f'/api/projects/{project.id}')['model_version'] == new
-        project.assert_all_unlabeled_predicted_by(new)
-        policy = project.policy()
-        assert not policy['running'] and not policy['pending']
-
-        # the uncertainty ranking follows the new version (scoring's reconcile, in the worker)
-        def ranked():
-            ranking = project.api('GET', f'/api/projects/{project.id}/uncertainty/')
-            done = ranking['active_version'] == new and ranking['tasks']['ranked'] == run['tasks_to_predict']
-            return ranking if done and ranking['up_to_date'] else None
-
-        ranking = wait_for(ranked, 180, 1, 'uncertainty ranking of the new version', logs)
-        assert ranking['active_version'] == new and ranking['up_to_date'], ranking
-        assert ranking['tasks']['ranked'] == run['tasks_to_predict'], ranking
+        run, timings, seconds = one_round(project, model, worker, threshold, len(project.images))
         metrics = run['metrics']
         print(
             f'\nlearning-loop round: {threshold} annotations submitted in {sum(timings):.2f} s '
             f'(max {max(timings) * 1000:.0f} ms); trained {metrics["training_seconds"]} s after the trigger; '
             f'{run["tasks_predicted"]} tasks re-predicted, run done {metrics["run_seconds"]} s after the trigger; '
-            f'{ended_at - submitted_at:.1f} s from the first submit to the new version seen in the API'
+            f'{seconds:.1f} s from the first submit to the new version seen in the API'
+        )
+
+
+def test_a_video_project_learns_from_annotated_tracks_and_every_other_video_gets_tracks_of_the_new_version(
+    ls, tmp_path
+):
+    threshold, videos = 2, 5
+    with model_server(ls, tmp_path / 'ms') as model, worker_for(ls) as worker:
+        project = VideoProject(ls, model, threshold, images=videos)
+        run, timings, seconds = one_round(project, model, worker, threshold, videos)
+        logs = lambda: worker.log_tail() + model.log_tail()  # noqa: E731
+        (job,) = training_jobs(model)
+        assert job['dataset']['annotated_videos'] == threshold and job['dataset']['errors'] == [], job
+        assert job['dataset']['video_frames'] == threshold * project.frames
+        assert 0 < job['train_images'] <= job['dataset']['video_frames_used'], job
+        for task in project.api('GET', f'/api/tasks?project={project.id}&page_size=100')['tasks']:
+            if task['is_labeled']:
+                continue
+            (prediction,) = [
+                p
+                for p in project.api('GET', f'/api/predictions?task={task["id"]}')
+                if p['model_version'] == run['version_after']
+            ]
+            for region in prediction['result']:  # tracks as Label Studio's video UI reads them
+                assert region['type'] == 'videorectangle' and region['value']['framesCount'] == project.frames
+                assert region['value']['labels'][0] in ('fish', 'crab') and region['value']['sequence']
+        # a video imported now has no prediction: opening it predicts nothing in the request (Label Studio
+        # would, there), the worker predicts it with the served version right after
+        before = requests_to(model)
+        (extra,) = project.import_more(1, seed=50)
+        opened = project.api('GET', f'/api/tasks/{extra["id"]}')
+        assert opened['predictions'] == [] and requests_to(model) == before
+
+        def predicted():
+            found = project.api('GET', f'/api/predictions?task={extra["id"]}')
+            return found or None
+
+        (background,) = wait_for(predicted, 120, 1, 'the background prediction of the new video', logs)
+        assert background['model_version'] == run['version_after'], background
+        assert {r['type'] for r in background['result']} <= {'videorectangle'}
+        metrics = run['metrics']
+        print(
+            f'\nvideo learning-loop round: {threshold} videos annotated in {sum(timings):.2f} s; trained on '
+            f'{job["train_images"]} frames {metrics["training_seconds"]} s after the trigger; '
+            f'{run["tasks_predicted"]} videos re-predicted, run done {metrics["run_seconds"]} s after the trigger; '
+            f'{seconds:.1f} s from the first submit to the new version seen in the API'
         )
 
 

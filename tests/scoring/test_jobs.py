@@ -36,6 +36,7 @@ def deliver_all(limit=20):
     """What a worker does: take each message off the default queue and run its task; returns their names."""
     from ls_extensions.celery import app
 
+    app.loader.import_default_modules()  # as a worker starts: autodiscovery imports the apps' tasks modules
     names = []
     with app.connection_for_read() as connection, connection.SimpleQueue('celery') as queue:
         for _ in range(limit):

@@ -1,8 +1,19 @@
-"""Fixtures of the video tests: Celery tasks run in this process, as a worker would run them."""
+"""Fixtures of the video tests: Celery tasks run in this process, as a worker would run them; motmetrics on NumPy 2."""
 
 from contextlib import contextmanager
 
+import numpy as np
 import pytest
+
+
+@pytest.fixture
+def numpy_for_motmetrics(monkeypatch):
+    """motmetrics 1.4.0 calls `np.asfarray` (motmetrics/distances.py::iou_matrix), which NumPy 2 removed.
+
+    The shim is NumPy 1's definition, set for this test only; motmetrics itself runs unchanged.
+    """
+    if not hasattr(np, 'asfarray'):
+        monkeypatch.setattr(np, 'asfarray', lambda a, dtype=float: np.asarray(a, dtype), raising=False)
 
 
 @pytest.fixture
@@ -14,6 +25,7 @@ def worker(django_capture_on_commit_callbacks):
     database. Inside the test's transaction nothing commits, so the after-commit callbacks are captured
     and run at the block's end. Outside the block, publishing goes to the test's (unread) broker.
     """
+    import ls_extensions.video.tasks  # noqa: F401  (registers the tasks, as a worker does at start)
     from ls_extensions.celery import app
 
     @contextmanager

@@ -18,8 +18,9 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from ls_extensions.video.prepare import read_image
-from tests.browser.walk import WalkRecord, guard_context, launch, sign_up_and_log_in
+from tests.browser.walk import signed_in
 from tests.support.server import REPO, LabelStudioServer, migrated_database
+from tests.video.browser_seek import SHOW_AT
 from tests.video.test_colours import FRAMES, PALETTE, SIZES, TOLERANCE, palette_image, worst_errors
 
 pytestmark = pytest.mark.browser
@@ -55,7 +56,8 @@ READ_SHOWN = (
 }
 """
 )
-# Loads the labeling page's video URL into a second element and reads each frame at its centre time.
+# Loads the labeling page's video URL into a second element and reads each frame at its centre time,
+# with the frame Chromium says it presented (mediaTime * fps).
 READ_FRAMES = (
     """
 async ([src, fps, frames]) => {
@@ -68,12 +70,13 @@ async ([src, fps, frames]) => {
   const failed = new Promise((_, reject) => { video.onerror = () => reject(new Error('video error ' + video.error.code)); });
   video.src = src;
   await Promise.race([new Promise(ok => video.addEventListener('loadeddata', ok, {once: true})), failed]);
+  const showAt = """
+    + SHOW_AT
+    + """;
   const images = [];
   for (let i = 0; i < frames; i++) {
-    const seeked = new Promise(ok => video.addEventListener('seeked', ok, {once: true}));
-    video.currentTime = (i + 0.5) / fps;
-    await Promise.race([seeked, failed]);
-    images.push(read(video));
+    const shownTime = await showAt(video, (i + 0.5) / fps, failed);
+    images.push({...read(video), frame: Math.round(shownTime * fps)});
   }
   return images;
 }
@@ -133,17 +136,12 @@ def test_chromium_shows_prepared_videos_in_the_source_colours(tmp_path, template
     email = 'colours@example.org'
     measured = {}
     with LabelStudioServer(tmp_path / 'data', template_db) as server, sync_playwright() as pw:
-        browser = launch(pw)
-        context = browser.new_context()
-        record = WalkRecord()
-        guard_context(context, record)
-        page = context.new_page()
-        sign_up_and_log_in(page, server.url, record, email)
+        browser, page, record = signed_in(pw, server.url, email)
         playable = page.evaluate(
             '(types) => types.map(t => document.createElement("video").canPlayType(t))', list(CODEC_TYPES.values())
         )
         assert playable == ['probably'] * len(CODEC_TYPES), playable  # Debian's build plays both
-        csrf = next(c['value'] for c in context.cookies() if c['name'] == 'csrftoken')
+        csrf = next(c['value'] for c in page.context.cookies() if c['name'] == 'csrftoken')
         tasks = []
         for codec in CODEC_TYPES:  # one project per codec: a project holds one task per source folder
             created = page.request.post(
@@ -161,7 +159,9 @@ def test_chromium_shows_prepared_videos_in_the_source_colours(tmp_path, template
             size = next(size for size in SIZES if f'{size}.' in url.rsplit('/', 1)[-1])
             page.goto(f'{server.url}/projects/{project_id}/data?task={task["id"]}', wait_until='domcontentloaded')
             shown = page.wait_for_function(READ_SHOWN, timeout=60_000).json_value()
-            frames = [decode(r) for r in page.evaluate(READ_FRAMES, [shown[1], FPS, FRAMES])]
+            read = page.evaluate(READ_FRAMES, [shown[1], FPS, FRAMES])
+            assert [r['frame'] for r in read] == list(range(FRAMES)), (codec, size)  # each seek presented its frame
+            frames = [decode(r) for r in read]
             shown = decode(shown[0])  # the labeling UI's own element, at frame 1
             width, height = SIZES[size]
             if codec == 'h264':  # padded to even sizes by repeating the last row and column

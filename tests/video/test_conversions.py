@@ -184,3 +184,11 @@ def test_a_conversion_from_before_conversions_ran_on_workers_is_not_stuck(client
         response = convert(client_owner, snapshot_base)
     assert response.status_code == 200 and response.json()['converted_format'] == old.id
     assert conversion_row(old.id).converted_format.status == 'completed'
+
+
+def test_conversions_publish_the_video_tasks_by_their_registered_names():
+    from ls_extensions.celery import app
+    from ls_extensions.video import conversions, tasks
+
+    for name, celery_name in conversions.TASK_NAMES.items():
+        assert getattr(tasks, name).name == celery_name and celery_name in app.tasks

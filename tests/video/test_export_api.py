@@ -1,4 +1,4 @@
-"""`GET /api/projects/<id>/export/video-frames` and the Django side behind it (ls_extensions/video/export.py).
+"""`GET /api/projects/<id>/export/video-frames` and the Django side behind it (ls_extensions/video/export/).
 
 The project uses tests/label_configs.py VIDEO_TRACKING. Its one video task plays a generated 12-frame
 64x48 H.264 file uploaded to the project, whose decoded frame i is grey level 8*i, so an extracted
@@ -473,6 +473,7 @@ def test_local_files_video_drives_frame_count(client_owner, video_project, user,
 def test_frame_reader_decodes_once_across_windows_and_stops_at_the_end(tmp_path, monkeypatch):
     from ls_extensions.video import export as video_export
     from ls_extensions.video import frames
+    from ls_extensions.video.export import reader as frame_reader
 
     path = write_video(tmp_path / 'v.mp4', frames=10, width=WIDTH, height=HEIGHT)
     opened = []
@@ -482,7 +483,7 @@ def test_frame_reader_decodes_once_across_windows_and_stops_at_the_end(tmp_path,
         opened.append(args[0])
         return real(*args)
 
-    monkeypatch.setattr(video_export, 'iter_frames', counting)
+    monkeypatch.setattr(frame_reader, 'iter_frames', counting)  # looked up where FrameReader lives
     reader = video_export.FrameReader(path)
 
     def levels(frames_wanted):

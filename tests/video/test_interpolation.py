@@ -7,19 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ls_extensions.video.geometry import bounding_box, corners, to_cvat_box
 from ls_extensions.video.interpolation import (
     ExpansionPlan,
     FrameBoxes,
     MalformedSequence,
-    bounding_box,
-    corners,
     expand_sequence,
     iter_expanded,
     normalize_angle,
     normalize_sequence,
-    reference_expand,
-    to_cvat_box,
 )
+from tests.video.reference_interpolation import reference_expand
 
 
 def kf(frame, enabled=True, x=0.0, rotation=0.0, **extra):

@@ -22,6 +22,7 @@ from playwright.sync_api import sync_playwright
 from ls_extensions.video.conform import prepare_existing_videos
 from ls_extensions.video.probe import check_alignment
 from tests.browser.walk import launch
+from tests.video.browser_seek import SHOW_AT
 from tests.video.camera_files import write_camera_file
 from tests.video.test_prepare import codes, read_code
 from tests.video.test_prepare_videos import FPS, SOURCES
@@ -29,9 +30,13 @@ from tests.video.test_probe import lsf_seek, shown_by_browser
 
 pytestmark = pytest.mark.browser
 
-# Seeks a fresh <video> of `src` to each time and returns each shown frame's RGB bytes (base64).
-READ_AT = """
+# Seeks a fresh <video> of `src` to each time and returns each presented frame's RGB bytes (base64).
+READ_AT = (
+    """
 async ([src, times]) => {
+  const showAt = """
+    + SHOW_AT
+    + """;
   const video = document.createElement('video');
   video.muted = true;
   video.preload = 'auto';
@@ -44,9 +49,7 @@ async ([src, times]) => {
   const context = canvas.getContext('2d');
   const frames = [];
   for (const time of times) {
-    const seeked = new Promise(ok => video.addEventListener('seeked', ok, {once: true}));
-    video.currentTime = time;
-    await Promise.race([seeked, failed]);
+    await showAt(video, time, failed);
     context.drawImage(video, 0, 0);
     const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
     let text = '';
@@ -56,6 +59,7 @@ async ([src, times]) => {
   return {width: canvas.width, height: canvas.height, frames};
 }
 """
+)
 
 
 class RangeRequests(SimpleHTTPRequestHandler):

@@ -34,14 +34,36 @@ class Detection:
         return (self.x1, self.y1, self.x2, self.y2, self.class_index, self.score)
 
 
-@dataclass
 class Sample:
-    """One training image with its boxes (Nx4 pixels xyxy) and class indices (N)."""
+    """One training image with its boxes (Nx4 pixels xyxy) and class indices (N).
 
-    image: np.ndarray
-    boxes: np.ndarray
-    labels: np.ndarray
-    key: str = ''
+    ``image`` is either held (an uploaded image) or read from ``load()`` on each access (a video frame
+    from the training job's frame store), so a dataset of many long videos holds one frame at a time:
+    an adapter reads ``sample.image`` when it needs the pixels and keeps no list of them. ``size`` is
+    ``(height, width)`` without reading. ``group`` is what the held-out split keeps together (the task:
+    all frames of one video fall on the same side); ``key`` names the sample (task id, or task/frame).
+    """
+
+    __slots__ = ('_image', '_load', 'boxes', 'labels', 'key', 'group', 'size')
+
+    def __init__(self, image=None, boxes=None, labels=None, key='', *, load=None, size=None, group=None):
+        if (image is None) == (load is None):
+            raise ValueError('a Sample needs either an image or a load() that reads it')
+        if image is None and size is None:
+            raise ValueError('a lazily loaded Sample needs its size (height, width)')
+        self._image, self._load = image, load
+        self.boxes = np.asarray(boxes if boxes is not None else [], dtype=np.float32).reshape(-1, 4)
+        self.labels = np.asarray(labels if labels is not None else [], dtype=np.int64)
+        self.key = key
+        self.group = key if group is None else group
+        self.size = tuple(size) if size is not None else tuple(image.shape[:2])
+
+    @property
+    def image(self):
+        return self._image if self._image is not None else self._load()
+
+    def __repr__(self):
+        return f'Sample(key={self.key!r}, size={self.size}, boxes={len(self.boxes)})'
 
 
 @dataclass

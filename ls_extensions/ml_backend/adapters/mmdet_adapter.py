@@ -89,6 +89,23 @@ def slim_checkpoint(src, dst):
     torch.save({'state_dict': state, 'meta': {'dataset_meta': dataset_meta}}, dst)
 
 
+def _train_item(sample, index, box_type):
+    """The mmdet pipeline's input for one sample, its image read now (BGR, as mmdet's loaders give it)."""
+    image = sample.image
+    height, width = image.shape[:2]
+    labels = np.asarray(sample.labels, dtype=np.int64).copy()
+    return {
+        'img': np.ascontiguousarray(image[:, :, ::-1]),
+        'img_id': index,
+        'img_path': None,
+        'ori_shape': (height, width),
+        'img_shape': (height, width),
+        'gt_bboxes': box_type(np.asarray(sample.boxes, dtype=np.float32).reshape(-1, 4).copy()),
+        'gt_bboxes_labels': labels,
+        'gt_ignore_flags': np.zeros(len(labels), dtype=bool),
+    }
+
+
 class MMDetAdapter(Adapter):
     name = 'mmdet'
 
@@ -229,6 +246,7 @@ class MMDetAdapter(Adapter):
         return Compose(copy.deepcopy(list(pipeline)))
 
     def fit(self, samples, work_dir, progress=None):
+        """Reads each sample's image when its batch comes (a video frame store holds many more than memory)."""
         from mmdet.structures.bbox import HorizontalBoxes
         from mmengine.dataset import pseudo_collate
         from mmengine.optim import OptimWrapper
@@ -242,36 +260,17 @@ class MMDetAdapter(Adapter):
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=float(tc['lr']), weight_decay=float(tc['weight_decay']))
         wrapper = OptimWrapper(optimizer, clip_grad={'max_norm': 35, 'norm_type': 2})
-        items = []
-        for i, s in enumerate(samples):
-            h, w = s.image.shape[:2]
-            items.append(
-                {
-                    'img': np.ascontiguousarray(s.image[:, :, ::-1]),
-                    'img_id': i,
-                    'img_path': None,
-                    'ori_shape': (h, w),
-                    'img_shape': (h, w),
-                    'boxes': np.asarray(s.boxes, dtype=np.float32).reshape(-1, 4),
-                    'labels': np.asarray(s.labels, dtype=np.int64),
-                }
-            )
-        per_epoch = max(1, math.ceil(len(items) / batch_size))
+        samples = list(samples)
+        per_epoch = max(1, math.ceil(len(samples) / batch_size))
         warmup = int(tc['warmup_iters'])
         started = time.monotonic()
         losses, epoch_losses = [], []
         order = []
         for it in range(iters):
             if not order:
-                order = list(rng.permutation(len(items)))
+                order = list(rng.permutation(len(samples)))
             chosen = [order.pop() for _ in range(min(batch_size, len(order)))]
-            batch = []
-            for idx in chosen:
-                item = dict(items[idx])
-                item['gt_bboxes'] = HorizontalBoxes(item.pop('boxes').copy())
-                item['gt_bboxes_labels'] = item.pop('labels').copy()
-                item['gt_ignore_flags'] = np.zeros(len(item['gt_bboxes_labels']), dtype=bool)
-                batch.append(pipeline(item))
+            batch = [pipeline(_train_item(samples[idx], idx, HorizontalBoxes)) for idx in chosen]
             factor = min(1.0, (it + 1) / warmup) if warmup else 1.0
             cosine = 0.5 * (1 + math.cos(math.pi * it / iters))
             for group in optimizer.param_groups:

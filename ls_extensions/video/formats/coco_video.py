@@ -9,7 +9,8 @@ An annotation's `bbox` is `[x, y, w, h]` in pixels around the (possibly rotated)
 survives; datumaro warns on every annotation without `segmentation`), `area` that polygon's area, and
 `instance_id` (mmtracking's name) equals `track_id` (TAO's). Ids are 1-based and assigned in output
 order; an image id is the video's offset plus its frame, so annotations need no lookup table. Written
-as it goes; `info`, last, carries the export summary.
+as it goes; `info`, last, carries the export summary. A predictions export adds the track's `score` to
+its track and to each of its annotations, where COCO result files (pycocotools' `loadRes`) carry it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..interpolation import bounding_box, corners
+from ..geometry import bounding_box, corners
 from .model import ExportSummary, VideoExport
 from .registry import exporter
 from .streaming import JsonArray, PreparedTask, dump_json, prepare, text_writer, video_stems
@@ -68,9 +69,9 @@ def _tracks(tasks: list[PreparedTask]):
     for video_id, task in enumerate(tasks, 1):
         for track, _ in task.tracks:
             track_id += 1
-            yield json.dumps(
-                {'id': track_id, 'category_id': track.label_id + 1, 'video_id': video_id, 'ls_track_id': track.track_id}
-            )
+            entry = {'id': track_id, 'category_id': track.label_id + 1, 'video_id': video_id}
+            scored = {} if track.score is None else {'score': track.score}
+            yield json.dumps({**entry, 'ls_track_id': track.track_id, **scored})
 
 
 def _annotations(tasks: list[PreparedTask], offsets: list[int]):
@@ -80,6 +81,8 @@ def _annotations(tasks: list[PreparedTask], offsets: list[int]):
         for track, source in task.tracks:
             track_id += 1
             fixed = (video_id, track_id, track_id, track.label_id + 1)
+            scored = '' if track.score is None else f', "score": {json.dumps(track.score)}'
+            template = ANNOTATION[:-1] + scored.replace('%', '%%') + '}'
             for b in task.chunks(source):
                 boxes = [v.tolist() for v in bounding_box(b.x, b.y, b.width, b.height, b.rotation, *size)]
                 polygons = corners(b.x, b.y, b.width, b.height, b.rotation, *size).reshape(len(b), 8).tolist()
@@ -88,7 +91,7 @@ def _annotations(tasks: list[PreparedTask], offsets: list[int]):
                 annotation_id += len(b)
                 rows = zip(ids, b.frame.tolist(), *boxes, areas, polygons, strict=True)
                 yield ', '.join(
-                    ANNOTATION % (i, offset + frame, *fixed, left, top, width, height, area, *polygon)
+                    template % (i, offset + frame, *fixed, left, top, width, height, area, *polygon)
                     for i, frame, left, top, width, height, area, polygon in rows
                 )
 

@@ -2,7 +2,7 @@
 
 Geometry is kept as stored by Label Studio (percents of the frame, top-left corner, degrees about
 that corner), at full precision; pixel columns in the same convention are filled when the video's
-size is known and left empty otherwise.
+size is known and left empty otherwise. A predictions export adds a last column, `score`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .streaming import prepare
 
 HEADER = ['task_id', 'video', 'track_id', 'label', 'frame', 'keyframe', 'x', 'y', 'width', 'height', 'rotation']
 PIXEL_HEADER = ['x_px', 'y_px', 'width_px', 'height_px']
+SCORE_HEADER = ['score']  # predictions only: the track's confidence (empty when it has none)
 
 
 def _csv(rows) -> bytes:
@@ -35,7 +36,8 @@ def _csv(rows) -> bytes:
 def write_csv(out: BinaryIO, export: VideoExport) -> ExportSummary:
     summary, tasks = prepare(export, 'CSV', needs_pixels=False)
     with_pixels = any(task.track_set.has_size for task in tasks)
-    out.write(_csv([HEADER + PIXEL_HEADER * with_pixels]))
+    scored = export.predicted  # predictions: the track's score as the last column
+    out.write(_csv([HEADER + PIXEL_HEADER * with_pixels + SCORE_HEADER * scored]))
     for task in tasks:
         ts = task.track_set
         for track, source in task.tracks:
@@ -51,5 +53,7 @@ def write_csv(out: BinaryIO, export: VideoExport) -> ExportSummary:
                     ]
                 elif with_pixels:
                     columns += [[''] * len(b)] * 4
+                if scored:
+                    columns.append(['' if track.score is None else track.score] * len(b))
                 out.write(_csv(prefix + list(row) for row in zip(*columns, strict=True)))
     return summary

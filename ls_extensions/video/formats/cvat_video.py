@@ -20,7 +20,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from ..interpolation import FrameBoxes, corners, to_cvat_box
+from ..geometry import corners, to_cvat_box
+from ..interpolation import FrameBoxes
 from ..keyframes import greedy_keyframes
 from .model import ExportSummary, VideoExport
 from .registry import exporter

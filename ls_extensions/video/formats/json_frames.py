@@ -40,8 +40,8 @@ def _rewritten(result: dict, task: PreparedTask, source) -> dict:
     return {**result, 'value': value, 'meta': {**(result.get('meta') or {}), **meta}}
 
 
-def _minimal_task(task: PreparedTask) -> dict:
-    """A bare task when the caller has no task JSON: one annotation per annotation id."""
+def _minimal_task(task: PreparedTask, kind: str) -> dict:
+    """A bare task when the caller has no task JSON: one annotation (or prediction) per id."""
     annotations: dict = {}
     for track, source in task.tracks:
         result = {
@@ -53,15 +53,20 @@ def _minimal_task(task: PreparedTask) -> dict:
     return {
         'id': task.track_set.task_id,
         'data': {'video': task.track_set.video},
-        'annotations': [{'id': key, 'result': results} for key, results in annotations.items()],
+        kind: [{'id': key, 'result': results} for key, results in annotations.items()],
     }
 
 
-def _task_json(task: PreparedTask) -> dict:
-    """The task with matching results swapped for expanded ones (copies; the caller's dict is untouched)."""
+def _task_json(task: PreparedTask, kind: str) -> dict:
+    """The task with matching results swapped for expanded ones (copies; the caller's dict is untouched).
+
+    Only in `kind` (`annotations`, or `predictions` for a predictions export): a prediction's result copied
+    into an annotation keeps its id, and prediction and annotation ids can be equal, so the other list is
+    left exactly as stored.
+    """
     original = task.track_set.task
     if original is None:
-        return _minimal_task(task)
+        return _minimal_task(task, kind)
     by_key = {(track.annotation_id, track.result_id): source for track, source in task.tracks}
     by_result = {track.result_id: source for track, source in task.tracks if track.annotation_id is None}
     used: set[int] = set()
@@ -78,9 +83,8 @@ def _task_json(task: PreparedTask) -> dict:
         return {**annotation, 'result': results}
 
     rewritten = dict(original)
-    for kind in ('annotations', 'predictions'):
-        if isinstance(original.get(kind), list):
-            rewritten[kind] = [swap(annotation) for annotation in original[kind]]
+    if isinstance(original.get(kind), list):
+        rewritten[kind] = [swap(item) if isinstance(item, dict) else item for item in original[kind]]
     task.summary.warnings.extend(
         f'track {track.track_id}: result {track.result_id!r} not found in the task JSON, not exported'
         for track, source in task.tracks
@@ -101,6 +105,6 @@ def write_json(out: BinaryIO, export: VideoExport) -> ExportSummary:
     write('[')
     for index, task in enumerate(tasks):
         write(',\n' if index else '\n')
-        dump_json(_task_json(task), write)
+        dump_json(_task_json(task, export.source), write)
     write('\n]\n')
     return summary

@@ -31,7 +31,9 @@ class Track:
     """One `videorectangle` result: give its stored `sequence`, or already expanded `boxes`.
 
     `track_id` is 1-based and unique within its task; `label_id` indexes `VideoExport.labels`;
-    `annotation_id`/`result_id` locate the result in the task JSON for the JSON format.
+    `annotation_id`/`result_id` locate the result in the task JSON for the JSON format (in `annotations`,
+    or in `predictions` when `VideoExport.source` is predictions: then `annotation_id` is the prediction's
+    id). `score` is a predicted track's confidence (None for ground truth), for formats with a column for it.
     """
 
     track_id: int
@@ -41,6 +43,7 @@ class Track:
     boxes: FrameBoxes | Iterable[FrameBoxes] | None = None
     result_id: str | None = None
     annotation_id: int | None = None
+    score: float | None = None
 
     def __post_init__(self):
         if (self.sequence is None) == (self.boxes is None):
@@ -103,12 +106,21 @@ class VideoExport:
     frame_stride: int = 1
     skipped: list[SkippedTask] = field(default_factory=list)
     mot_origin: int = 1  # MOT's first pixel: 1 (MOT Challenge, motmetrics) or 0 (datumaro, CVAT's MOT import)
+    source: str = 'annotations'  # whose tracks: 'annotations' (ground truth) or 'predictions' (a model's output)
+    model_version: str | None = None  # the predictions' model version
+
+    @property
+    def predicted(self) -> bool:
+        """Tracks from a model: writers lay them out as tracker output (MOT) and add their scores."""
+        return self.source == 'predictions'
 
     def __post_init__(self):
         if not isinstance(self.frame_stride, int) or self.frame_stride < 1:
             raise ValueError(f'frame_stride must be a whole number from 1, got {self.frame_stride!r}')
         if self.mot_origin not in (0, 1):
             raise ValueError(f'mot_origin must be 0 or 1, got {self.mot_origin!r}')
+        if self.source not in ('annotations', 'predictions'):
+            raise ValueError(f"source must be 'annotations' or 'predictions', got {self.source!r}")
 
 
 @dataclass
@@ -132,6 +144,7 @@ class ExportSummary:
     tasks: list[TaskSummary] = field(default_factory=list)
     frame_stride: int = 1
     skipped: list[SkippedTask] = field(default_factory=list)
+    model_version: str | None = None  # set for a predictions export: summary.json says whose boxes they are
 
     @property
     def boxes(self) -> int:
@@ -155,4 +168,5 @@ class ExportSummary:
         skipped = {'skipped': [asdict(task) for task in self.skipped]} if self.skipped else {}
         tasks = [asdict(task) for task in self.tasks]
         counts = {'boxes': self.boxes, 'boxes_clipped': self.boxes_clipped, 'boxes_dropped': self.boxes_dropped}
-        return {'format': self.format, **stride, **counts, 'tasks': tasks, **skipped}
+        source = {} if self.model_version is None else {'source': 'predictions', 'model_version': self.model_version}
+        return {'format': self.format, **source, **stride, **counts, 'tasks': tasks, **skipped}

@@ -10,6 +10,11 @@ converters): the video's rate rounded to the nearest, halves up (29.97 -> 30). C
 lines of `gt/labels.txt`. One video sits at the zip root; several get one sequence folder each, named
 after the video. When the track sets carry `frame_images` (optional here), the frames go to
 `img1/<frame>.jpg` as `seqinfo.ini` says.
+
+Predictions (`VideoExport.predicted`) are written as a tracker's output instead: `<sequence>.txt` per video
+at the zip root (the names the ground truth export gives its sequences), rows
+`frame,id,bb_left,bb_top,bb_width,bb_height,conf,class,-1` with the track's score as `conf`, and
+`meta/labels.txt` for the class column; no `seqinfo.ini` (readers take it from the ground truth).
 """
 
 from __future__ import annotations
@@ -19,46 +24,58 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..interpolation import FrameBoxes, bounding_box
-from .model import ExportSummary, VideoExport
+from ..geometry import bounding_box
+from ..interpolation import FrameBoxes
+from .model import ExportSummary, Track, VideoExport
 from .registry import exporter
 from .streaming import PreparedTask, format_rows, open_zip, prepare, video_stems, write_member, write_summary
 
 ROWS_PER_BATCH = 1 << 14  # rows formatted per NumPy call (about 1 MB of text)
 DEFAULT_FRAME_RATE = 24  # the UI's <Video frameRate> default, for a track set that knows no rate
+SCORE_DECIMALS = 4  # a predicted track's `conf` (our model server rounds region scores to 4 decimals)
+PREDICTED_LABELS = 'meta/labels.txt'  # not beside the `<sequence>.txt` files: readers take every *.txt there
 
 
-def _rows(task: PreparedTask, origin: int):
-    """gt.txt text, track by track and frame by frame, formatted a batch of rows at a time with NumPy."""
+def _rows(task: PreparedTask, origin: int, predicted: bool = False):
+    """gt.txt (or a tracker's `<sequence>.txt`) text, track by track and frame by frame, formatted a batch of
+    rows at a time with NumPy."""
     size = task.track_set.width, task.track_set.height
-    batch: list[tuple[int, int, FrameBoxes, tuple]] = []
+    batch: list[tuple[Track, FrameBoxes, tuple]] = []
     pending = 0
     for track, source in task.tracks:
         for boxes in task.chunks(source):
             pixels = bounding_box(boxes.x, boxes.y, boxes.width, boxes.height, boxes.rotation, *size)
-            batch.append((track.track_id, track.label_id + 1, boxes, pixels))
+            batch.append((track, boxes, pixels))
             pending += len(boxes)
             if pending >= ROWS_PER_BATCH:
-                yield _format(batch, origin)
+                yield _format(batch, origin, predicted)
                 batch, pending = [], 0
     if batch:
-        yield _format(batch, origin)
+        yield _format(batch, origin, predicted)
 
 
-def _format(batch, origin: int) -> bytes:
+def _format(batch, origin: int, predicted: bool) -> bytes:
+    """Ground truth: `conf` 1 (the row counts) and visibility 1. Predictions: `conf` the track's score (1
+    when it has none) and visibility -1 (unknown), as MOT Challenge's result files leave unused columns."""
+
     def column(values):
         return np.concatenate(values) if len(values) > 1 else np.asarray(values[0])
 
-    frame = column([boxes.frame for _, _, boxes, _ in batch])
-    track = column([np.full(len(boxes), track_id) for track_id, _, boxes, _ in batch])
-    label = column([np.full(len(boxes), class_id) for _, class_id, boxes, _ in batch])
+    def per_track(value):
+        return column([np.full(len(boxes), value(track)) for track, boxes, _ in batch])
+
+    frame = column([boxes.frame for _, boxes, _ in batch])
     left, top, width, height = (column([pixels[i] for *_, pixels in batch]) for i in range(4))
     left, top = left + origin, top + origin
+    if predicted:
+        conf = [',', (per_track(lambda t: 1.0 if t.score is None else t.score), SCORE_DECIMALS), ',']
+    else:
+        conf = [',1,']
     return format_rows(
         [
             (frame, 0),
             ',',
-            (track, 0),
+            (per_track(lambda t: t.track_id), 0),
             ',',
             (left, 2),
             ',',
@@ -67,9 +84,9 @@ def _format(batch, origin: int) -> bytes:
             (width, 2),
             ',',
             (height, 2),
-            ',1,',
-            (label, 0),
-            ',1\n',
+            *conf,
+            (per_track(lambda t: t.label_id + 1), 0),
+            ',-1\n' if predicted else ',1\n',
         ]
     )
 
@@ -97,6 +114,16 @@ def _write_images(archive, task: PreparedTask, folder: str) -> None:
         task.summary.warnings.append(f'{len(wanted) - written} frames had no image')
 
 
+def _write_tracker_output(archive, tasks: list[PreparedTask], export: VideoExport, labels: str) -> None:
+    """Predictions as a tracker's MOT Challenge output: `<sequence>.txt` per video at the zip root, named as
+    the ground truth export names its sequences, which is where motmetrics' `eval_motchallenge` looks for a
+    tracker's files; `meta/labels.txt` maps the class column (in a folder: those tools read every
+    `*.txt` beside the sequences as one)."""
+    for task, stem in zip(tasks, video_stems(tasks), strict=True):
+        write_member(archive, f'{stem}.txt', _rows(task, export.mot_origin, predicted=True))
+    write_member(archive, PREDICTED_LABELS, [labels])
+
+
 @exporter(
     name='MOT',
     ext='zip',
@@ -108,6 +135,10 @@ def write_mot(out: BinaryIO, export: VideoExport) -> ExportSummary:
     summary, tasks = prepare(export, 'MOT', needs_pixels=True)
     labels = ''.join(f'{name}\n' for name in export.labels)
     with open_zip(out) as archive:
+        if export.predicted:
+            _write_tracker_output(archive, tasks, export, labels)
+            write_summary(archive, summary)
+            return summary
         for task, stem in zip(tasks, video_stems(tasks), strict=True):
             folder = f'{stem}/' if len(tasks) > 1 else ''
             write_member(archive, f'{folder}seqinfo.ini', [_seqinfo(task, stem)])

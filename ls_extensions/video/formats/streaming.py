@@ -68,7 +68,10 @@ class PreparedTask:
 
 def prepare(export: VideoExport, format_name: str, needs_pixels: bool) -> tuple[ExportSummary, list[PreparedTask]]:
     """Check every task before the first byte is written; malformed tracks are skipped with a warning."""
-    summary = ExportSummary(format_name, frame_stride=export.frame_stride, skipped=list(export.skipped))
+    version = export.model_version if export.predicted else None
+    summary = ExportSummary(
+        format_name, frame_stride=export.frame_stride, skipped=list(export.skipped), model_version=version
+    )
     tasks = []
     for track_set in export.track_sets:
         if needs_pixels and not track_set.has_size:

@@ -20,7 +20,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..interpolation import FrameBoxes, corners
+from ..geometry import corners
+from ..interpolation import FrameBoxes
 from .model import ExportSummary, MissingVideoInfo, VideoExport
 from .registry import exporter
 from .streaming import PreparedTask, open_zip, prepare, video_stems, write_member, write_summary

@@ -18,16 +18,6 @@ import pytest
 from .tracks import CLIPS, LABELS, NTSC, export_bytes, extract, make_project_with_clips, shown_by_frame
 
 
-@pytest.fixture
-def numpy_for_motmetrics(monkeypatch):
-    """motmetrics 1.4.0 calls `np.asfarray` (motmetrics/distances.py::iou_matrix), which NumPy 2 removed.
-
-    The shim is NumPy 1's definition, set for this test only; motmetrics itself runs unchanged.
-    """
-    if not hasattr(np, 'asfarray'):
-        monkeypatch.setattr(np, 'asfarray', lambda a, dtype=float: np.asarray(a, dtype), raising=False)
-
-
 @pytest.mark.parametrize('origin', [1, 0])
 def test_datumaro_mot_seq_imports_every_sequence_with_every_shown_box(client_owner, hostile_project, tmp_path, origin):
     """Default 1-based positions come out as the UI's plus (1, 1); with ``mot_origin=0`` exactly the UI's."""

@@ -8,9 +8,9 @@ The reader tests of every per-frame format (tests/video/readers/test_*.py) expor
 real API from a real project whose tasks play real videos (written with `frames.VideoWriter`), and
 compare what each third-party reader gets with `shown_boxes()`.
 
-`shown_boxes()` applies `interpolation.reference_expand` (the frame-by-frame transcription of the UI's
-code) to the stored keyframes, over the video's real frame count. The pixel geometry below (corners,
-bounds, clipping) is written out with `math` on purpose, apart from the exporter's NumPy code.
+`shown_boxes()` applies `reference_interpolation.reference_expand` (the frame-by-frame transcription of
+the UI's code) to the stored keyframes, over the video's real frame count. The pixel geometry below
+(corners, bounds, clipping) is written out with `math` on purpose, apart from the exporter's NumPy code.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ls_extensions.video.frames import VideoWriter
-from ls_extensions.video.interpolation import reference_expand
+from tests.video.reference_interpolation import reference_expand
 
 LABELS = ('fish', 'crab')
 UPLOAD_PREFIX = 'abcd1234'  # Label Studio stores uploads as <random prefix>-<name>

@@ -9,7 +9,8 @@ from functools import partial
 from django.core.management.base import CommandError
 
 from ls_extensions.video.conform import prepare_existing_videos
-from ls_extensions.video.importer import ImportRefused, import_videos, project_frame_rate, video_tags
+from ls_extensions.video.export.config import project_frame_rate, video_tags
+from ls_extensions.video.importer import ImportRefused, import_videos
 from ls_extensions.video.limits import max_frames
 from ls_extensions.video.management.commands.frames_to_video import Command as FramesToVideo
 from ls_extensions.video.management.commands.frames_to_video import frame_rate
