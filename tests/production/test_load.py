@@ -31,7 +31,7 @@ def test_every_annotation_is_stored_exactly_once(figures):
 
 
 def test_no_server_error_outside_the_fault_windows(figures):
-    assert figures.status_5xx_outside_faults == 0
+    assert figures.status_5xx_outside_faults == 0, figures.server_errors_outside_faults
 
 
 def test_training_runs_follow_the_policy_and_never_overlap(figures):

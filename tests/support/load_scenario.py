@@ -90,6 +90,7 @@ class Figures:
     missing: int = 0
     status_5xx: int = 0
     status_5xx_outside_faults: int = 0
+    server_errors_outside_faults: list = field(default_factory=list)  # what each of those requests was
     connection_errors: int = 0
     retried: int = 0
     latencies_ms: list = field(default_factory=list)
@@ -193,7 +194,7 @@ class Annotator(threading.Thread):
             self.scenario.count('connection_errors')
             return None, None
         if response.status_code >= 500:
-            self.scenario.count_5xx(sent_at)
+            self.scenario.count_5xx(method, path, response, sent_at, time.monotonic())
         try:
             return response.status_code, response.json() if response.content else None
         except ValueError:
@@ -263,6 +264,7 @@ class Scenario:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.fault_windows = []  # (start, end) monotonic
+        self.load_started = None
         self.images = {}
 
     # -- counters shared by the annotator threads -------------------------------------------------
@@ -270,12 +272,31 @@ class Scenario:
         with self.lock:
             setattr(self.figures, name, getattr(self.figures, name) + 1)
 
-    def count_5xx(self, sent_at):
-        now = sent_at
+    def count_5xx(self, method, path, response, sent_at, answered_at):
+        """A 5xx belongs to a fault when its request was in flight while the fault was on (or up to 5 s after
+        the recovery): sent before the window closed and answered after it opened. A request sent a moment
+        before PostgreSQL restarts and failing when it goes down is the fault's, whenever it was sent."""
         with self.lock:
             self.figures.status_5xx += 1
-            if not any(start <= now <= (end or now) + 5 for start, end in self.fault_windows):
+            in_flight = any(
+                start <= answered_at and sent_at <= (end if end is not None else answered_at) + 5
+                for start, end in self.fault_windows
+            )
+            if not in_flight:
                 self.figures.status_5xx_outside_faults += 1
+                self.figures.server_errors_outside_faults.append(
+                    {
+                        'request': f'{method} {path}',
+                        'status': response.status_code,
+                        'sent_s': round(sent_at - self.load_started, 2) if self.load_started else None,
+                        'answered_s': round(answered_at - self.load_started, 2) if self.load_started else None,
+                        'windows_s': [
+                            (round(a - self.load_started, 2), round(b - self.load_started, 2) if b else None)
+                            for a, b in self.fault_windows
+                        ],
+                        'body': response.text[:300],
+                    }
+                )
 
     def result_for(self, task):
         name = task['data']['image'].rsplit('/', 1)[-1].split('-', 1)[-1]
@@ -434,7 +455,7 @@ class Scenario:
             layout.restart('ml-backend', timeout=120)
             self.prepare(layout)
             annotators = [Annotator(self, token, i) for i, token in enumerate(self.tokens)]
-            load_started = time.monotonic()
+            load_started = self.load_started = time.monotonic()
             for annotator in annotators:
                 annotator.start()
 
