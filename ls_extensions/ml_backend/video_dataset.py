@@ -24,6 +24,7 @@ import numpy as np
 from ls_extensions.ml_backend.adapters.base import Sample
 from ls_extensions.ml_backend.video_predict import VideoError, check_video, option_number, task_frame_rate
 from ls_extensions.video.frame_sampling import DEFAULT_MAX_GAP, DEFAULT_MOTION_IOU, DEFAULT_STRIDE, FrameSampling
+from ls_extensions.video.regions import region_labels
 
 
 def sampling_from_options(options) -> FrameSampling:
@@ -68,11 +69,6 @@ class FrameStore:
         return read
 
 
-def _labels(result: dict, value: dict, companions: dict):
-    labels = value.get('labels') or (companions.get(result.get('id')) or {}).get('labels')
-    return labels if isinstance(labels, list) and labels and isinstance(labels[0], str) else None
-
-
 def video_tracks(annotation: dict, control, stats: Counter) -> list[tuple[str, object]]:
     """`(label, ExpansionPlan)` of each well-formed track of the control in `annotation`; the rest counted."""
     from ls_extensions.video.interpolation import ExpansionPlan, MalformedSequence
@@ -86,8 +82,8 @@ def video_tracks(annotation: dict, control, stats: Counter) -> list[tuple[str, o
         if result.get('type') != 'videorectangle' or result.get('from_name') != control.from_name:
             continue
         value = result.get('value')
-        labels = _labels(result, value, companions) if isinstance(value, dict) else None
-        if labels is None:
+        labels = region_labels(result, value, companions) if isinstance(value, dict) else []
+        if not labels or not isinstance(labels[0], str):
             stats['malformed_regions'] += 1
             continue
         try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from .. import limits
 from ..formats import Exporter, MissingVideoInfo, SkippedTask, Track, VideoExport, VideoTrackSet
 from ..interpolation import ExpansionPlan, MalformedSequence
+from ..regions import region_labels
 from .config import VideoTrackingConfig, video_tracking_config
 from .errors import MalformedVideoUrl, MissingPixelSize, MissingVideo, TooManyFrames
 from .options import PREDICTIONS, ExportOptions, needs_task_json, wants_images
@@ -31,14 +32,6 @@ class _TaskTracks:
     frames_counts: list[int] = field(default_factory=list)
     last_keyframe: int = 0
     holders: int = 0  # annotations or predictions (of the version) the task has
-
-
-def _label_of(result: dict, value: dict, companions: dict) -> list:
-    labels = value.get('labels')
-    if not labels:
-        companion = companions.get(result.get('id'))
-        labels = (companion or {}).get('labels')
-    return labels if isinstance(labels, list) else []
 
 
 def _collect_tracks(task: dict, config: VideoTrackingConfig, label_ids: dict, options: ExportOptions) -> _TaskTracks:
@@ -72,7 +65,7 @@ def _collect_tracks(task: dict, config: VideoTrackingConfig, label_ids: dict, op
             if not isinstance(value, dict):
                 found.warnings.append(f'track {track_id} ({where}) skipped: value is not an object')
                 continue
-            labels = _label_of(result, value, companions)
+            labels = region_labels(result, value, companions)
             if not labels:
                 found.warnings.append(f'track {track_id} ({where}) skipped: it has no label')
                 continue
