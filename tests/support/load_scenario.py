@@ -264,7 +264,7 @@ class Scenario:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.fault_windows = []  # (start, end) monotonic
-        self.load_started = None
+        self.load_started = None  # monotonic, set as the annotators start (the only callers of count_5xx)
         self.images = {}
 
     # -- counters shared by the annotator threads -------------------------------------------------
@@ -288,10 +288,13 @@ class Scenario:
                     {
                         'request': f'{method} {path}',
                         'status': response.status_code,
-                        'sent_s': round(sent_at - self.load_started, 2) if self.load_started else None,
-                        'answered_s': round(answered_at - self.load_started, 2) if self.load_started else None,
+                        'sent_s': round(sent_at - self.load_started, 2),
+                        'answered_s': round(answered_at - self.load_started, 2),
                         'windows_s': [
-                            (round(a - self.load_started, 2), round(b - self.load_started, 2) if b else None)
+                            (
+                                round(a - self.load_started, 2),
+                                round(b - self.load_started, 2) if b is not None else None,
+                            )
                             for a, b in self.fault_windows
                         ],
                         'body': response.text[:300],
@@ -408,8 +411,8 @@ class Scenario:
             time.sleep(0.2)
         return None
 
-    def inject(self, name, load_started, load_running):
-        layout, fault = self.layout, Fault(name)
+    def inject(self, name, load_running):
+        layout, fault, load_started = self.layout, Fault(name), self.load_started
         log(f'fault {name}: injecting at {time.monotonic() - load_started:.0f} s')
         window = [time.monotonic(), None]
         fault.started = time.monotonic() - load_started
@@ -464,7 +467,7 @@ class Scenario:
 
             time.sleep(10)
             for name in self.fault_names:
-                self.inject(name, load_started, load_running)
+                self.inject(name, load_running)
             for annotator in annotators:
                 annotator.join(1800)
             log(f'load done in {time.monotonic() - load_started:.0f} s')
