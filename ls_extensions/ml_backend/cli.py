@@ -49,6 +49,13 @@ def add_arguments(parser):
     )
     parser.add_argument('--train-every', type=int, default=0, help='train after N annotation events (0 = off)')
     parser.add_argument('--min-eval', type=int, default=10, help='annotated images needed for a held-out mAP')
+    parser.add_argument(
+        '--gate-tolerance',
+        type=float,
+        default=0.0,
+        help="serve a trained version only if its held-out mAP@0.5 is at most this much below the served one's",
+    )
+    parser.add_argument('--no-gate', action='store_true', help='serve every version that trained, better or not')
     parser.add_argument('--option', action='append', default=[], help='adapter option key=value (repeatable)')
 
 
@@ -81,6 +88,7 @@ def build_server(options):
         options=adapter_options,
         train_every=o.get('train_every', 0),
         min_eval=o.get('min_eval', 10),
+        gate_tolerance=None if o.get('no_gate') else o.get('gate_tolerance', 0.0),
         basic_auth=credentials_from_env(),
         trust_setup_hostname=o.get('trust_setup_hostname', False),
         max_body=int((o.get('max_body_mb') or DEFAULT_MAX_BODY / 2**20) * 2**20),

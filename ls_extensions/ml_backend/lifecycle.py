@@ -40,6 +40,7 @@ class ModelServer(ProtocolHandlers, WsgiApp):
         options=None,
         train_every=0,
         min_eval=10,
+        gate_tolerance=0.0,
         basic_auth=None,
         trust_setup_hostname=False,
         max_body=DEFAULT_MAX_BODY,
@@ -72,7 +73,7 @@ class ModelServer(ProtocolHandlers, WsgiApp):
         self.registry = ModelRegistry(model_dir or Path('ml-models') / name, name=name, keep=keep)
         self.current_meta = self._initial_version(checkpoint)
         self.adapter = self.build_adapter(self.registry.checkpoint(self.current_meta['version']))
-        self.trainer = Trainer(self, min_eval=min_eval)
+        self.trainer = Trainer(self, min_eval=min_eval, gate_tolerance=gate_tolerance)
         self.projects = {}  # project id -> {'label_config', 'hostname', 'access_token'}
         self.stats = Counter()
         self.predicting = {}  # videos being predicted now: /training shows their frames done

@@ -3,9 +3,11 @@
 A job pulls the project's annotations (Label Studio's export API), its images and the chosen frames of
 its annotated videos (`video_dataset`), fine-tunes the served model through its adapter, measures
 mAP@0.5 on a held-out split by task before and after (when there are enough samples), and serves the
-new checkpoint as a new version only when training succeeded.
+new checkpoint as a new version only when training succeeded and, measured on the same held-out tasks, it
+is not worse than the served version beyond the gate's tolerance (else the job is ``rejected``).
 """
 
+import hashlib
 import itertools
 import logging
 import math
@@ -182,17 +184,28 @@ def build_dataset(tasks, sources, model_classes, progress=None):
     return samples, {**stats, 'dropped_labels': dict(dropped_labels), 'errors': errors[:20]}
 
 
+def held_out(group, fraction):
+    """True when task ``group`` belongs to the held-out set: every k-th task id (k = 1 / fraction), a rule of
+    the id alone, so a task stays on its side as the project grows and successive versions are measured on
+    the same tasks plus the new ones that fall in. A group that is no integer id is placed by its hash."""
+    step = max(2, round(1 / fraction))
+    text = str(group)
+    number = int(text) if text.isdigit() else int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], 'big')
+    return number % step == step - 1
+
+
 def split(samples, min_eval, fraction):
-    """Deterministic held-out split once there are ``min_eval`` samples: every k-th task by id is held out
-    with all its samples (an image, or every chosen frame of a video: never frames of one video on both
-    sides)."""
+    """Held-out split once there are ``min_eval`` samples: a task is held out, with all its samples (an image,
+    or every chosen frame of a video: never frames of one video on both sides), when :func:`held_out` says
+    so, whatever else the project holds. Nothing is held out while that would leave nothing to train on."""
     if len(samples) < min_eval:
         return samples, []
     ordered = sorted(samples, key=lambda s: (len(s.group), s.group))  # stable: a video's frames stay in order
-    groups = list(dict.fromkeys(s.group for s in ordered))
-    step = max(2, round(1 / fraction))
-    held = {g for i, g in enumerate(groups) if i % step == step - 1}
-    return [s for s in ordered if s.group not in held], [s for s in ordered if s.group in held]
+    held = {s.group for s in ordered if held_out(s.group, fraction)}
+    train = [s for s in ordered if s.group not in held]
+    if not train:
+        return samples, []
+    return train, [s for s in ordered if s.group in held]
 
 
 def evaluate(adapter, samples, batch_size=8):
@@ -214,8 +227,9 @@ class Trainer:
     """One worker thread; ``request`` returns at once. Needs a server with ``adapter``, ``build_adapter``,
     ``registry``, ``serve(adapter, meta)`` and ``training_sources(project_id, label_config, frame_store)``."""
 
-    def __init__(self, server, min_eval=10, eval_fraction=0.25, history=20):
+    def __init__(self, server, min_eval=10, eval_fraction=0.25, history=20, gate_tolerance=0.0):
         self.server = server
+        self.gate_tolerance = gate_tolerance  # None: every version that trained is served
         self.min_eval = min_eval
         self.eval_fraction = eval_fraction
         self._cond = threading.Condition()
@@ -350,6 +364,10 @@ class Trainer:
             job['phase'] = 'evaluating the new model'
             metrics['map_after'] = evaluate(new_adapter, val)
         metrics['train_seconds'] = round(time.monotonic() - started, 2)
+        refusal = gate_refusal(metrics, self.gate_tolerance)
+        if refusal:
+            job.update(status='rejected', phase='done', metrics=metrics, message=refusal)
+            return
         meta = server.registry.register(
             result.checkpoint,
             meta={
@@ -366,6 +384,18 @@ class Trainer:
         job.update(status='succeeded', phase='done', metrics=metrics, version=meta['version'])
         if not val:
             job['message'] = _no_held_out(train, self.min_eval, self.eval_fraction)
+
+
+def gate_refusal(metrics, tolerance):
+    """Why a new version must not be served (its held-out mAP below the served one's by more than
+    ``tolerance``), or '' (served). Without a held-out mAP on both sides, or with the gate off, ''."""
+    before, after = metrics.get('map_before'), metrics.get('map_after')
+    if tolerance is None or before is None or after is None or after >= before - tolerance:
+        return ''
+    return (
+        f"not served: held-out mAP@0.5 {after:.4f} is below the served version's {before:.4f} "
+        f'by more than the gate tolerance {tolerance:g}; the served version stays'
+    )
 
 
 def _videos(samples):

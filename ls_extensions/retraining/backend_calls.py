@@ -36,7 +36,7 @@ def backend_job_since(backend, run):
 
 
 def training_state(backend, run):
-    """('running' | 'succeeded' | 'failed' | 'lost' | 'unreachable', version, metrics, message) from the backend.
+    """('running' | 'succeeded' | 'rejected' | 'failed' | 'lost' | 'unreachable', version, metrics, message).
 
     Our model server answers ``GET /training`` with its jobs: the run's job by id, or ``lost`` when the
     server no longer knows it (it restarted). Any other backend is read from ``GET /versions``: a version
@@ -50,7 +50,7 @@ def training_state(backend, run):
             status = answer.response
             for job in status['history']:
                 if job and job.get('id') == run.job_id:
-                    state = 'succeeded' if job.get('status') == 'succeeded' else 'failed'
+                    state = job.get('status') if job.get('status') in ('succeeded', 'rejected') else 'failed'
                     images = {k: job[k] for k in ('train_images', 'eval_images') if isinstance(job.get(k), int)}
                     metrics = {**(job.get('metrics') or {}), **images}
                     return state, job.get('version') or '', metrics, job.get('message') or ''

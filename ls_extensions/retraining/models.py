@@ -47,12 +47,13 @@ class RetrainingPolicy(models.Model):
 
 class TrainingRun(models.Model):
     """One run: queued -> requesting (one delivery of the training step holds it and asks the backend to
-    train) -> training -> predicting -> succeeded | failed. A predict-only run skips training."""
+    train) -> training -> predicting -> succeeded | failed; or training -> rejected, when the model server's
+    gate did not serve the new version (worse on the held-out tasks). A predict-only run skips training."""
 
     QUEUED, REQUESTING, TRAINING = 'queued', 'requesting', 'training'
-    PREDICTING, SUCCEEDED, FAILED = 'predicting', 'succeeded', 'failed'
-    STATUSES = [(s, s) for s in (QUEUED, REQUESTING, TRAINING, PREDICTING, SUCCEEDED, FAILED)]
-    FINISHED = (SUCCEEDED, FAILED)
+    PREDICTING, SUCCEEDED, FAILED, REJECTED = 'predicting', 'succeeded', 'failed', 'rejected'
+    STATUSES = [(s, s) for s in (QUEUED, REQUESTING, TRAINING, PREDICTING, SUCCEEDED, FAILED, REJECTED)]
+    FINISHED = (SUCCEEDED, FAILED, REJECTED)
 
     project = models.ForeignKey('projects.Project', on_delete=models.CASCADE, related_name='ls_ext_training_runs')
     ml_backend = models.ForeignKey('ml.MLBackend', null=True, on_delete=models.SET_NULL, related_name='+')

@@ -14,7 +14,7 @@ PREDICT_ONLY_HELP = (
 )
 
 # bookkeeping of the run steps: never shown
-HIDDEN = {'predict_only', 'progress', 'unreachable_polls', 'rescans', 'backend_message'}
+HIDDEN = {'predict_only', 'progress', 'unreachable_polls', 'rescans', 'backend_message', 'rejected'}
 
 
 def _number(value, digits=3):

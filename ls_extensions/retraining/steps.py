@@ -321,6 +321,8 @@ def poll_training(run_id):
         run.metrics['backend_message'] = message[:500]
     if state == 'lost':
         return fail(run, message, transient=True)
+    if state == 'rejected':
+        return reject(run, message)
     if state == 'failed':  # often an outage behind the backend (it reads annotations from us): retried
         return fail(run, f'training failed on the backend: {message}', transient=True)
     if not version or version == run.version_before:
@@ -424,6 +426,29 @@ def complete(run, from_status):
         RetrainingPolicy.objects.filter(project_id=run.project_id).update(failed_attempts=0)
         release(run.project_id)
     refresh_scores(run.project_id, run.version_after)
+    run.refresh_from_db()
+    return run
+
+
+def reject(run, reason):
+    """The backend trained a version and its gate did not serve it (worse on the held-out tasks than the
+    served one): the project keeps its version and predictions, the run records both mAPs and why. Not a
+    failure: the budget is not charged (training works), and the trigger is not re-armed (the next
+    annotations will trigger the next try)."""
+    with transaction.atomic():
+        finished = transition(
+            run.pk,
+            TrainingRun.TRAINING,
+            TrainingRun.REJECTED,
+            error=reason,
+            finished_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+            metrics={**{k: v for k, v in run.metrics.items() if k != 'backend_message'}, 'rejected': True},
+        )
+        if not finished:
+            return None
+        RetrainingPolicy.objects.filter(project_id=run.project_id).update(failed_attempts=0)
+        release(run.project_id)
     run.refresh_from_db()
     return run
 

@@ -9,6 +9,7 @@ from ls_extensions.retraining.models import TrainingRun
 
 QUEUED, REQUESTING, TRAINING = TrainingRun.QUEUED, TrainingRun.REQUESTING, TrainingRun.TRAINING
 PREDICTING, SUCCEEDED, FAILED = TrainingRun.PREDICTING, TrainingRun.SUCCEEDED, TrainingRun.FAILED
+REJECTED = TrainingRun.REJECTED
 
 UNFINISHED = (QUEUED, REQUESTING, TRAINING, PREDICTING)  # every status a run can fail from
 
@@ -22,6 +23,7 @@ ALLOWED = frozenset(
         (TRAINING, PREDICTING),  # a new version: re-predict the unlabeled tasks
         (TRAINING, SUCCEEDED),  # a new version, no re-prediction
         (PREDICTING, SUCCEEDED),  # every batch predicted
+        (TRAINING, REJECTED),  # the backend's gate kept the served version (the new one was worse)
         *((status, FAILED) for status in UNFINISHED),
     }
 )

@@ -11,11 +11,12 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 from ml.models import MLBackend, MLBackendState
 
 from ls_extensions.permissions import member_project_or_404
-from ls_extensions.retraining import presentation, triggers
+from ls_extensions.retraining import learning_curve, presentation, triggers
 from ls_extensions.retraining.api import RUNS_LIMIT, policy_of
 from ls_extensions.retraining.models import TrainingRun
 from ls_extensions.retraining.serializers import PolicySerializer
@@ -73,6 +74,14 @@ def run_rows(project):
     return rows
 
 
+def curve_of(project):
+    """The learning curve's points and SVG, from every run of the project that measured a held-out mAP."""
+    runs = TrainingRun.objects.filter(project=project, status__in=(TrainingRun.SUCCEEDED, TrainingRun.REJECTED))
+    records = runs.values('id', 'status', 'annotations_used', 'version_after', 'metrics').order_by('id')
+    curve = learning_curve.points(records)
+    return {'points': curve, 'svg': mark_safe(learning_curve.svg(curve))}  # noqa: S308 - numbers and escaped text
+
+
 def backend_rows(project, selected):
     """The project's ML backends with the state Label Studio last recorded (an error says why)."""
     return [
@@ -105,6 +114,7 @@ def page_context(request, project, policy, values=None, errors=None):
         'errors': errors or {},
         'backends': backends,
         'rows': rows,
+        'curve': curve_of(project),
         'going': going,
         'refresh_seconds': REFRESH_SECONDS if going else None,
         'notice': NOTICES.get(request.GET.get('done', '')),

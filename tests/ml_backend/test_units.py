@@ -13,7 +13,7 @@ from ls_extensions.ml_backend.images import ImageError, ImageLoader
 from ls_extensions.ml_backend.labels import LabelConfigError, LabelMap, normalize, parse_label_config
 from ls_extensions.ml_backend.metrics import mean_average_precision
 from ls_extensions.ml_backend.registry import ModelRegistry, RegistryError
-from ls_extensions.ml_backend.training import percent_box_to_pixels, split
+from ls_extensions.ml_backend.training import gate_refusal, held_out, percent_box_to_pixels, split
 from tests.label_configs import IMAGE_BOXES, VIDEO_TRACKING
 
 CONFIG = """<View><Image name="img" value="$photo"/>
@@ -80,7 +80,30 @@ def test_held_out_split_is_deterministic_and_only_with_enough_images():
     # a video's frames are one group: all held out or all trained on, never split
     frames = [sample(f'{task}/{frame}', str(task)) for task in range(1, 9) for frame in (1, 6, 11)]
     train, val = split(frames, 10, 0.25)
-    assert [s.key for s in val] == ['4/1', '4/6', '4/11', '8/1', '8/6', '8/11'] and len(train) == 18
+    assert [s.key for s in val] == ['3/1', '3/6', '3/11', '7/1', '7/6', '7/11'] and len(train) == 18
+
+
+def test_held_out_tasks_stay_held_out_as_the_project_grows():
+    def sample(key):
+        return Sample(image=np.zeros((2, 2, 3), np.uint8), key=key)
+
+    small = [sample(str(i)) for i in range(1, 13)]
+    grown = [sample(str(i)) for i in range(1, 41)]
+    held_small = {s.key for s in split(small, 10, 0.25)[1]}
+    held_grown = {s.key for s in split(grown, 10, 0.25)[1]}
+    assert held_small == {'3', '7', '11'} and held_small < held_grown and len(held_grown) == 10
+    assert all(held_out(k, 0.25) for k in held_grown) and not any(held_out(k, 0.25) for k in ('1', '2', '4'))
+    # nothing held out where it would leave nothing to train on
+    only_held = [sample(str(i)) for i in (3, 7, 11, 15, 19, 23, 27, 31, 35, 39)]
+    assert split(only_held, 10, 0.25) == (only_held, [])
+
+
+def test_the_gate_refuses_a_version_worse_than_the_served_one_beyond_the_tolerance():
+    assert gate_refusal({'map_before': 0.5, 'map_after': 0.45}, 0.0).startswith('not served: held-out mAP@0.5 0.4500')
+    assert gate_refusal({'map_before': 0.5, 'map_after': 0.45}, 0.05) == ''  # within the tolerance
+    assert gate_refusal({'map_before': 0.5, 'map_after': 0.6}, 0.0) == ''
+    assert gate_refusal({'map_before': 0.5, 'map_after': 0.1}, None) == ''  # gate off
+    assert gate_refusal({'loss': 0.3}, 0.0) == ''  # no held-out mAP: nothing to compare
 
 
 def test_registry_versions_keep_last_k_and_rollback(tmp_path):

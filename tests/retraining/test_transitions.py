@@ -15,6 +15,7 @@ from ls_extensions.retraining.models import TrainingRun
 
 RETRAINING = Path(transitions.__file__).parent
 Q, R, T, P, S, F = 'queued', 'requesting', 'training', 'predicting', 'succeeded', 'failed'
+X = 'rejected'
 
 
 def test_the_table_is_the_documented_one():
@@ -27,6 +28,7 @@ def test_the_table_is_the_documented_one():
         (T, P),
         (T, S),
         (P, S),
+        (T, X),
         (Q, F),
         (R, F),
         (T, F),
