@@ -82,6 +82,15 @@ def curve_of(project):
     return {'points': curve, 'svg': mark_safe(learning_curve.svg(curve))}  # noqa: S308 - numbers and escaped text
 
 
+def stream_state(project):
+    """What "Label All Tasks" serves now (scoring's stream: off, warm-up or uncertainty), for the state box."""
+    from ls_extensions.scoring import services
+
+    policy = services.get_policy(project.id)
+    labeled = project.tasks.filter(is_labeled=True).count()
+    return {'mode': services.stream_mode(project, policy, labeled), 'labeled': labeled, 'policy': policy}
+
+
 def backend_rows(project, selected):
     """The project's ML backends with the state Label Studio last recorded (an error says why)."""
     return [
@@ -115,6 +124,7 @@ def page_context(request, project, policy, values=None, errors=None):
         'backends': backends,
         'rows': rows,
         'curve': curve_of(project),
+        'stream': stream_state(project),
         'going': going,
         'refresh_seconds': REFRESH_SECONDS if going else None,
         'notice': NOTICES.get(request.GET.get('done', '')),

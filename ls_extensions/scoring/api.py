@@ -38,6 +38,7 @@ def policy_report(project):
         ignored=Sum('ignored'),
     )
     job = RecomputeJob.objects.filter(project_id=project.id).order_by('-id').first()
+    labeled = project.tasks.filter(is_labeled=True).count()
     versions = KnownVersion.objects.filter(project_id=project.id).order_by('-first_seen_at', '-id')
     return {
         'project': project.id,
@@ -53,6 +54,10 @@ def policy_report(project):
         'project_model_version': project.model_version,
         'project_model_version_is_backend_title': project.model_version in titles,
         'stream': services.serves_stream(project, policy),
+        'diverse': policy.diverse,
+        'warmup_annotations': policy.warmup_annotations,
+        'labeled_tasks': labeled,
+        'stream_mode': services.stream_mode(project, policy, labeled),
         'tasks': {key: value or 0 for key, value in rows.items()},
         'job': JobSerializer(job).data if job else None,
     }
@@ -89,9 +94,12 @@ class UncertaintyPolicyAPI(ScoringProjectAPI):
         serializer.is_valid(raise_exception=True)
         changes = serializer.validated_data
         policy = services.get_policy(project.id)
-        edited = [name for name in ('measure', 'pinned_version') if name in changes]
+        edited = [name for name in ('measure', 'pinned_version', 'diverse', 'warmup_annotations') if name in changes]
         for name in edited:
             setattr(policy, name, changes[name])
+        if changes.get('diverse'):  # tasks labeled meanwhile get their clusters (clusters.backfill_annotated)
+            policy.clusters_backfilled = False
+            edited.append('clusters_backfilled')
         policy.save(update_fields=[*edited, 'updated_at'])
         if 'stream' in changes:
             services.choose_stream(project, changes['stream'])

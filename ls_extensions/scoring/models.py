@@ -74,12 +74,39 @@ class ScoringPolicy(models.Model):
         help_text='The project chose our stream: with "Uncertainty sampling", Label All Tasks serves by stored '
         "uncertainty; otherwise Label Studio's own uncertainty sampling",
     )
+    diverse = models.BooleanField(
+        default=False,
+        help_text='The stream serves one task per cluster of near-duplicate images first (the most uncertain of '
+        'each cluster no annotated or locked task belongs to)',
+    )
+    warmup_annotations = models.PositiveIntegerField(
+        default=20,
+        help_text='Until the project has this many labeled tasks the stream serves a random sample, not the '
+        "untrained model's uncertainty; 0: no warm-up",
+    )
+    clusters_backfilled = models.BooleanField(
+        default=False,
+        help_text='Every annotated task has its cluster (the diverse stream fills them in chunks after diversity '
+        'is turned on; new annotations add theirs)',
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     @property
     def complete(self):
         """The stored rows hold every prediction of the active version (no recompute left unfinished)."""
         return self.scored_generation == self.generation
+
+
+class TaskCluster(models.Model):
+    """The near-duplicate cluster of a task's image (``signatures.py``), computed once: it depends on the
+    image, not on a model version. ``cluster`` NULL: the image could not be read here (a cloud URL)."""
+
+    task = models.OneToOneField('tasks.Task', on_delete=models.CASCADE, related_name='ls_ext_cluster')
+    project = models.ForeignKey('projects.Project', on_delete=models.CASCADE, related_name='+', db_index=False)
+    cluster = models.IntegerField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=['project', 'cluster'], name='ls_ext_cluster_project')]
 
 
 class KnownVersion(models.Model):

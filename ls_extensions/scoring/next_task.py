@@ -20,7 +20,7 @@ different tasks.
 
 import inspect
 
-from ls_extensions.scoring import ranking, services
+from ls_extensions.scoring import clusters, ranking, services
 
 WINDOW = 50
 PATCHED_NAME = '_try_uncertainty_sampling'
@@ -57,14 +57,32 @@ def first_unlocked(queryset, user):
 
 
 def most_uncertain_first(tasks, project, user_solved_tasks_array, user, prepared_tasks):
-    """Replacement for Label Studio's ``_try_uncertainty_sampling`` (same signature)."""
-    if not services.serves_stream(project):
+    """Replacement for Label Studio's ``_try_uncertainty_sampling`` (same signature).
+
+    During the warm-up (fewer labeled tasks than the policy's ``warmup_annotations``) a random unlabeled
+    task, through Label Studio's own random pick; after it, by stored uncertainty, one task per cluster of
+    near-duplicates first when the policy is ``diverse``.
+    """
+    policy = services.stream_policy(project)
+    if policy is None:
         return original(tasks, project, user_solved_tasks_array, user, prepared_tasks)
-    for queryset in stream_order(tasks):
-        task = first_unlocked(queryset, user)
-        if task is not None:
-            return task
-    return None
+    if in_warmup(project, policy):
+        return _label_studio()._get_random_unlocked(tasks, user)
+    scored, unscored = stream_order(tasks)
+    task = clusters.first_of_a_new_cluster(scored, project, user, policy) if policy.diverse else None
+    for queryset in (scored, unscored):
+        task = task or first_unlocked(queryset, user)
+    return task
+
+
+def in_warmup(project, policy):
+    """True while the project has fewer labeled tasks than the policy's warm-up asks for."""
+    if not policy.warmup_annotations:
+        return False
+    from tasks.models import Task
+
+    labeled = Task.objects.filter(project_id=project.id, is_labeled=True)[: policy.warmup_annotations].count()
+    return labeled < policy.warmup_annotations
 
 
 most_uncertain_first.ls_ext_patch = True

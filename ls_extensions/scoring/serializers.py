@@ -12,6 +12,15 @@ class PolicyUpdateSerializer(serializers.Serializer):
         required=False, allow_null=True, help_text='A model version or ML backend title; null follows the newest'
     )
     stream = serializers.BooleanField(required=False, help_text='Label All Tasks serves the most uncertain first')
+    diverse = serializers.BooleanField(
+        required=False, help_text='The stream serves one task per cluster of near-duplicate images first'
+    )
+    warmup_annotations = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=1_000_000,
+        help_text='Labeled tasks before the stream trusts the model: until then it serves a random task (0: none)',
+    )
 
     def validate_measure(self, value):
         try:
@@ -59,5 +68,11 @@ class PolicyReportSerializer(serializers.Serializer):
     project_model_version = serializers.CharField(allow_null=True, allow_blank=True)
     project_model_version_is_backend_title = serializers.BooleanField()
     stream = serializers.BooleanField(help_text='Label All Tasks serves the most uncertain task first')
+    diverse = serializers.BooleanField(help_text='The stream serves one task per cluster of near-duplicates first')
+    warmup_annotations = serializers.IntegerField(help_text='Labeled tasks the warm-up lasts (0: no warm-up)')
+    labeled_tasks = serializers.IntegerField(help_text='Labeled tasks of the project now')
+    stream_mode = serializers.CharField(
+        help_text='What the stream serves now: "off", "warm-up (random)", "uncertainty" or "uncertainty, diverse"'
+    )
     tasks = TaskCountsSerializer()
     job = JobSerializer(allow_null=True, help_text='The latest recompute job, or null')

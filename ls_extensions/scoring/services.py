@@ -106,6 +106,22 @@ def serves_stream(project, policy=None):
     return ScoringPolicy.objects.filter(project_id=project.id, stream=True).exists()
 
 
+def stream_policy(project):
+    """The project's policy when our stream serves it (it chose ours, sampling "Uncertainty sampling"), else None."""
+    if project.sampling != project.UNCERTAINTY:
+        return None
+    return ScoringPolicy.objects.filter(project_id=project.id, stream=True).first()
+
+
+def stream_mode(project, policy, labeled):
+    """What the stream serves now, in words, for the API and the retraining page."""
+    if not serves_stream(project, policy):
+        return 'off'
+    if labeled < policy.warmup_annotations:
+        return 'warm-up (random)'
+    return 'uncertainty, diverse' if policy.diverse else 'uncertainty'
+
+
 def sampling_changed(project):
     """Any sampling but "Uncertainty sampling" chosen in Label Studio's settings ends our stream's choice,
     so choosing "Uncertainty sampling" there later means Label Studio's own."""

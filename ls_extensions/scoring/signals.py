@@ -1,5 +1,6 @@
 """Receivers that keep stored scores in step with Label Studio's predictions and ML backends, and the
-stream's choice in step with the project's sampling and with the version a retraining run switched to.
+stream's choice in step with the project's sampling and with the version a retraining run switched to, and a new
+annotation's near-duplicate cluster known to the diverse stream.
 
 Bulk inserts send no signals; ``jobs.keep_fresh`` catches them up (Data Manager loads, the sweep; see README).
 """
@@ -8,10 +9,10 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from ml.models import MLBackend
 from projects.models import Project
-from tasks.models import Prediction
+from tasks.models import Annotation, Prediction
 
 from ls_extensions.retraining.events import model_version_changed
-from ls_extensions.scoring import jobs, services  # noqa: F401  (jobs: connects recompute_needed)
+from ls_extensions.scoring import clusters, jobs, services  # noqa: F401  (jobs: connects recompute_needed)
 
 
 @receiver(post_save, sender=Prediction, dispatch_uid='ls_ext_scoring_prediction_saved')
@@ -22,6 +23,12 @@ def prediction_saved(sender, instance, **kwargs):
 @receiver(post_delete, sender=Prediction, dispatch_uid='ls_ext_scoring_prediction_deleted')
 def prediction_deleted(sender, instance, **kwargs):
     services.prediction_deleted(instance)
+
+
+@receiver(post_save, sender=Annotation, dispatch_uid='ls_ext_scoring_annotation_saved')
+def annotation_saved(sender, instance, created=False, **kwargs):
+    if created:
+        clusters.annotation_saved(instance)
 
 
 @receiver(post_save, sender=MLBackend, dispatch_uid='ls_ext_scoring_backend_saved')

@@ -30,8 +30,10 @@ def annotators(organization, count):
 def stream_on(project):
     """The project chooses our stream (what the action and ``PATCH .../uncertainty/ {"stream": true}`` do)."""
     from ls_extensions.scoring import services
+    from ls_extensions.scoring.models import ScoringPolicy
 
     services.choose_stream(project, True)
+    ScoringPolicy.objects.filter(project=project).update(warmup_annotations=0)  # these tests rank from the start
 
 
 def test_the_patch_sits_where_label_studio_calls_it():
@@ -105,7 +107,8 @@ def test_uncertainty_sampling_stays_label_studio_s_unless_the_project_chose_ours
     assert next_task(client_owner, image_project) == tasks[0].id  # Label Studio's: lowest task score
     label(tasks[0].id, user)
 
-    response = client_owner.patch(policy_url, {'stream': True}, content_type='application/json')
+    body = {'stream': True, 'warmup_annotations': 0}
+    response = client_owner.patch(policy_url, body, content_type='application/json')
     assert response.status_code == 200 and response.json()['stream'] is True
     assert ScoringPolicy.objects.get(project=image_project).stream is True  # stored, not inferred
     assert next_task(client_owner, image_project) == tasks[1].id  # ours: 1 - 0.2 (Label Studio's: tasks[2])

@@ -168,6 +168,7 @@ def test_the_stream_serves_the_least_certain_video_first(client_owner, user, vid
     action = f'/api/dm/actions?id=label_most_uncertain_first&project={video_project.id}'
     selection = json.dumps({'selectedItems': {'all': True, 'excluded': []}})
     assert client_owner.post(action, selection, content_type='application/json').status_code == 200
+    patch_policy(client_owner, video_project, {'warmup_annotations': 0})  # rank from the first task
     served = []
     for _ in videos:
         response = client_owner.get(f'/api/projects/{video_project.id}/next/')
@@ -183,7 +184,7 @@ def test_the_stream_serves_the_least_certain_video_first(client_owner, user, vid
 def test_the_entropy_stream_follows_the_entropy_order(client_owner, video_project, videos):
     """Entropy ranks differently (a lone 0.6 track is the most doubtful): the stream follows the measure."""
     t = [task.id for task in videos]
-    patch_policy(client_owner, video_project, {'measure': 'entropy', 'stream': True})
+    patch_policy(client_owner, video_project, {'measure': 'entropy', 'stream': True, 'warmup_annotations': 0})
     response = client_owner.get(f'/api/projects/{video_project.id}/next/')
     assert response.status_code == 200 and response.json()['id'] == t[2]  # H(0.6) = 0.97, the highest
 

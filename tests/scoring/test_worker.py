@@ -49,7 +49,7 @@ def test_the_web_process_queues_and_a_worker_scores(tmp_path_factory):
             report = wait_report(api, project, lambda r: r['up_to_date'] and r['tasks']['ranked'] == len(LOWEST))
             assert (report['active_version'], report['job']['status']) == ('v1', 'done'), worker.log_tail()
             ids = sorted(t['id'] for t in api('GET', f'/api/tasks?project={project}&page_size=10')['tasks'])
-            api('PATCH', f'/api/projects/{project}/uncertainty/', json={'stream': True})
+            api('PATCH', f'/api/projects/{project}/uncertainty/', json={'stream': True, 'warmup_annotations': 0})
             assert api('GET', f'/api/projects/{project}/next/')['id'] == ids[3]  # uncertainty 0.9
             api('POST', f'/api/tasks/{ids[3]}/annotations', json={'result': [box(9, 9, 5, 5)]})
 
