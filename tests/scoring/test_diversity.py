@@ -5,8 +5,6 @@ frames), as data URIs; the model is least sure about all of scene A, then B, the
 serves A, A, A; the diverse stream serves A, B, C first, for one annotator and for several side by side.
 """
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -14,7 +12,7 @@ from ls_extensions.scoring import signatures
 from tests.conftest import logged_in_client
 from tests.ml_backend.support import png_data_uri
 from tests.scoring.conftest import predict
-from tests.scoring.test_next_task import annotators, label, next_task, stream_on
+from tests.scoring.test_next_task import annotators, label, next_task, next_tasks_at_once, stream_on
 
 SCENES = 3
 COPIES = 3
@@ -94,22 +92,7 @@ def test_concurrent_next_task_requests_get_distinct_tasks(organization, image_pr
     stream_on(image_project)
     set_policy(image_project, diverse=True)
     _, clients = annotators(organization, 6)
-    barrier, served, errors = threading.Barrier(len(clients)), {}, []
-
-    def pull(index, client):
-        from django.db import connection
-
-        try:
-            barrier.wait()
-            served[index] = next_task(client, image_project)
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=pull, args=(i, c)) for i, c in enumerate(clients)]
-    [t.start() for t in threads]
-    [t.join(60) for t in threads]
+    served, errors = next_tasks_at_once(clients, image_project)
     assert errors == [] and len(served) == 6 and len(set(served.values())) == 6
 
 

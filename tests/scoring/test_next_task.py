@@ -27,6 +27,28 @@ def annotators(organization, count):
     return users, [logged_in_client(u) for u in users]
 
 
+def next_tasks_at_once(clients, project):
+    """Each client asks for the next task at the same instant (a barrier, one thread each): ({index: task
+    id}, [exceptions])."""
+    barrier, served, errors = threading.Barrier(len(clients)), {}, []
+
+    def pull(index, client):
+        from django.db import connection
+
+        try:
+            barrier.wait()
+            served[index] = next_task(client, project)
+        except Exception as exc:  # reported by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pull, args=(i, c)) for i, c in enumerate(clients)]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    return served, errors
+
+
 def stream_on(project):
     """The project chooses our stream (what the action and ``PATCH .../uncertainty/ {"stream": true}`` do)."""
     from ls_extensions.scoring import services
@@ -154,22 +176,7 @@ def test_concurrent_annotators_get_distinct_tasks_in_uncertainty_order(organizat
         predict(task, 'v1', scores=[(i * 7 % 30) / 30])  # uncertainty 1 - score, all distinct
     stream_on(image_project)
     _, clients = annotators(organization, 8)
-    barrier, served, errors = threading.Barrier(len(clients)), {}, []
-
-    def pull(index, client):
-        from django.db import connection
-
-        try:
-            barrier.wait()
-            served[index] = next_task(client, image_project)
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=pull, args=(i, c)) for i, c in enumerate(clients)]
-    [t.start() for t in threads]
-    [t.join(60) for t in threads]
+    served, errors = next_tasks_at_once(clients, image_project)
     assert errors == []
     by_uncertainty = sorted(tasks, key=lambda t: (t.predictions.get().result[0]['score'], t.id))
     assert sorted(served.values()) == sorted(t.id for t in by_uncertainty[:8])
