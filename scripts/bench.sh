@@ -10,6 +10,8 @@ for script in benchmarks/video_engine.py benchmarks/video_export.py benchmarks/f
   echo "== $script"
   $BIN/python "$script"
 done
+echo "== benchmarks/active_learning.py --quick"
+$BIN/python benchmarks/active_learning.py --quick
 
 export LS_EXT_PG_DIR=$(mktemp -d /tmp/ls-ext-pg.XXXXXX)
 export LS_EXT_PG_PORT=$($BIN/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -1,0 +1,287 @@
+"""Does the uncertainty stream save labels? A simulated annotator over a synthetic detection pool.
+
+The pool is built so that selection can matter: scenes of easy objects (large, full contrast) and hard
+ones (small, faint), a rare class (about 1 object in 10), and each scene repeated as near-duplicates (the
+objects shifted a pixel or two, new noise: neighbouring video frames). A fixed test set of fresh scenes.
+
+Per seed: the same random seed set is labelled in every strategy's project; then, per round, the model
+(our plain-PyTorch adapter with ``--quick``, the tiny MMDetection model otherwise) trains on the labelled
+tasks, predicts every unlabelled one as Label Studio predictions of a new version (our signals store and
+rank their uncertainty), and the simulated annotator takes ``k`` tasks from Label Studio's real
+``/api/projects/<id>/next/`` (our stream's pick, or Label Studio's own sampling for the baselines) and
+labels each with its ground truth. mAP@0.5 on the test set after each round.
+
+Strategies: ``random`` (Label Studio's "Uniform sampling"), ``by id`` (its "Sequential sampling"), each of our
+measures (score, min_region, entropy, margin) and ``diverse`` (the default measure, one task per cluster
+of near-duplicates first).
+
+    .venv/bin/python benchmarks/active_learning.py --quick     # plain-PyTorch model, under 10 minutes
+    .venv/bin/python benchmarks/active_learning.py             # tiny MMDetection model, a larger pool
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ('fish', 'crab')  # crab is the rare class
+CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <RectangleLabels name="label" toName="image">
+    <Label value="fish"/>
+    <Label value="crab"/>
+  </RectangleLabels>
+</View>"""
+STRATEGIES = ('random', 'by id', 'score', 'min_region', 'entropy', 'margin', 'diverse')
+
+
+def setup_django():
+    os.environ.setdefault('LABEL_STUDIO_BASE_DATA_DIR', tempfile.mkdtemp(prefix='active-learning-'))
+    os.environ['DJANGO_SETTINGS_MODULE'] = 'settings.offline'
+    sys.path.insert(0, str(REPO))
+    import django
+
+    import tests.conftest  # noqa: F401  (our tests package, before Label Studio's own shadows it)
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    settings.LS_EXT_SCORING_RUNNER = 'inline'
+    call_command('migrate', verbosity=0, interactive=False)
+
+
+# -- the pool (pure) -------------------------------------------------------------------------------------
+
+
+def scene(rng, size, hard):
+    """Objects of one scene: [(x, y, w, h, class index, contrast)]; crab about 1 in 10."""
+    objects = []
+    for _ in range(int(rng.integers(1, 4))):
+        side = int(rng.integers(7, 11)) if hard else int(rng.integers(14, 22))
+        x, y = (int(v) for v in rng.integers(2, size - side - 2, size=2))
+        objects.append((x, y, side, side, int(rng.random() < 0.1), 0.45 if hard else 1.0))
+    return objects
+
+
+def draw(rng, size, objects, shift=(0, 0)):
+    """The scene as an image (new noise each call) and its boxes shifted by ``shift`` pixels."""
+    from PIL import Image, ImageDraw
+
+    from ls_extensions.ml_backend.synthetic import COLOURS
+
+    background = rng.integers(70, 150, size=(size, size, 3)).astype(np.float64)
+    image = Image.fromarray(background.astype(np.uint8))
+    pen = ImageDraw.Draw(image)
+    boxes = []
+    for x, y, w, h, k, contrast in objects:
+        x, y = min(max(0, x + shift[0]), size - w), min(max(0, y + shift[1]), size - h)
+        colour = tuple(int(110 + contrast * (c - 110)) for c in COLOURS[k])
+        shape = pen.rectangle if k == 0 else pen.ellipse
+        shape([x, y, x + w - 1, y + h - 1], fill=colour)
+        boxes.append((x, y, w, h, k))
+    return np.asarray(image), boxes
+
+
+def pool(seed, scenes, copies, size):
+    """[(image, boxes, scene index)]: ``copies`` near-duplicates of each scene, a third of the scenes hard."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for s in range(scenes):
+        objects = scene(rng, size, hard=s % 3 == 0)
+        for _ in range(copies):
+            image, boxes = draw(rng, size, objects, tuple(int(v) for v in rng.integers(-2, 3, size=2)))
+            items.append((image, boxes, s))
+    order = rng.permutation(len(items))  # task ids do not follow scenes
+    return [items[i] for i in order]
+
+
+def ground_truth(boxes):
+    return (
+        np.array([(x, y, x + w, y + h) for x, y, w, h, _ in boxes], float).reshape(-1, 4),
+        np.array([k for *_, k in boxes], int),
+    )
+
+
+def labels_to_reach(budgets, curve, target):
+    """The first budget whose mAP reaches ``target``, or None."""
+    return next((b for b, value in zip(budgets, curve, strict=True) if value >= target), None)
+
+
+# -- the model -------------------------------------------------------------------------------------------
+
+
+def make_adapter(quick, seed, checkpoint=None):
+    """The plain-PyTorch adapter (``--quick``) or the tiny MMDetection model, new or from a checkpoint."""
+    options = {'classes': ','.join(CLASSES), 'seed': seed}
+    if quick:
+        from ls_extensions.ml_backend.adapters.torch_example import TorchExampleAdapter
+
+        return TorchExampleAdapter(checkpoint=checkpoint, options={**options, 'epochs': 12})
+    from ls_extensions.ml_backend.adapters.mmdet_adapter import MMDetAdapter
+
+    config = REPO / 'ls_extensions' / 'ml_backend' / 'configs' / 'tiny_rtmdet.py'
+    return MMDetAdapter(config=config, checkpoint=checkpoint, options=options)
+
+
+def train(quick, seed, items, work):
+    from ls_extensions.ml_backend.adapters.base import Sample
+
+    adapter = make_adapter(quick, seed)
+    samples = []
+    for i, (image, boxes, _) in enumerate(items):
+        gt_boxes, gt_labels = ground_truth(boxes)
+        samples.append(Sample(image, gt_boxes, gt_labels, key=str(i)))
+    fitted = adapter.fit(samples, Path(tempfile.mkdtemp(dir=work)))
+    return make_adapter(quick, seed, fitted.checkpoint)
+
+
+def test_map(adapter, test_set):
+    from ls_extensions.ml_backend.metrics import mean_average_precision
+
+    detections = [[d.as_tuple() for d in per] for per in adapter.predict([image for image, _, _ in test_set])]
+    return mean_average_precision(detections, [ground_truth(b) for _, b, _ in test_set], len(CLASSES))['mAP']
+
+
+# -- the product -----------------------------------------------------------------------------------------
+
+
+def make_project(user, strategy, items, name):
+    """A Label Studio project holding the pool as data-URI tasks, with ``strategy``'s sampling."""
+    from projects.models import Project
+    from tasks.models import Task
+
+    from ls_extensions.scoring import services
+    from ls_extensions.scoring.models import ScoringPolicy
+    from tests.ml_backend.support import png_data_uri
+
+    sampling = {'random': Project.UNIFORM, 'by id': Project.SEQUENCE}.get(strategy, Project.UNCERTAINTY)
+    project = Project.objects.create(
+        title=name, label_config=CONFIG, created_by=user, organization=user.active_organization, sampling=sampling
+    )
+    tasks = [Task.objects.create(project=project, data={'image': png_data_uri(image)}) for image, _, _ in items]
+    if sampling == Project.UNCERTAINTY:
+        services.choose_stream(project, True)
+        fields = {'warmup_annotations': 0, 'diverse': strategy == 'diverse'}
+        if strategy not in ('diverse',):
+            fields['measure'] = strategy
+        ScoringPolicy.objects.filter(project=project).update(**fields)
+    return project, [t.id for t in tasks]
+
+
+def label(task_id, boxes, user, size):
+    from tasks.models import Annotation, Task
+
+    from ls_extensions.ml_backend.synthetic import to_ls_result
+
+    task = Task.objects.get(pk=task_id)
+    result = to_ls_result(boxes, size, size, classes=CLASSES)
+    Annotation.objects.create(task=task, project=task.project, completed_by=user, result=result)
+
+
+def store_predictions(adapter, project, ids, items, version, size):
+    """The model's boxes on every unlabelled task as Label Studio predictions (scored by our signals)."""
+    from tasks.models import Prediction, Task
+
+    from ls_extensions.ml_backend.labels import rectangle_region
+
+    unlabeled = set(Task.objects.filter(id__in=ids, is_labeled=False).values_list('id', flat=True))
+    todo = [(i, task_id) for i, task_id in enumerate(ids) if task_id in unlabeled]
+    outputs = adapter.predict([items[i][0] for i, _ in todo])
+    for (_, task_id), detections in zip(todo, outputs, strict=True):
+        regions = []
+        for d in detections:
+            region = rectangle_region(
+                'label', 'image', d.x1, d.y1, d.x2 - d.x1, d.y2 - d.y1, size, size, CLASSES[d.class_index]
+            )
+            regions.append({**region, 'score': d.score})
+        score = min((d.score for d in detections), default=0.0)
+        Prediction.objects.create(task_id=task_id, project=project, model_version=version, score=score, result=regions)
+
+
+def pick(client, project):
+    response = client.get(f'/api/projects/{project.id}/next/')
+    if response.status_code != 200:
+        raise SystemExit(f'next task: {response.status_code} {response.content[:300]!r}')
+    return response.json()['id']
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+
+
+def run(args):
+    from tests.conftest import logged_in_client, make_user
+
+    size = 48 if args.quick else 96
+    scenes, copies = (30, 4) if args.quick else (100, 5)
+    budgets = list(range(args.seed_labels, args.seed_labels + args.k * args.rounds + 1, args.k))
+    work = tempfile.mkdtemp(prefix='al-work-')
+    user = make_user('annotator@example.org')
+    client = logged_in_client(user)
+    curves = {s: [] for s in STRATEGIES}
+    full = []
+    started = time.monotonic()
+    for seed in range(args.seeds):
+        items = pool(100 + seed, scenes, copies, size)
+        test_set = pool(900 + seed, 40, 1, size)
+        full.append(test_map(train(args.quick, seed, items, work), test_set))
+        seed_set = list(np.random.default_rng(seed).choice(len(items), args.seed_labels, replace=False))
+        first = train(args.quick, seed, [items[i] for i in seed_set], work)
+        first_map = test_map(first, test_set)
+        for strategy in STRATEGIES:
+            project, ids = make_project(user, strategy, items, f'{strategy} seed {seed}')
+            index = {task_id: i for i, task_id in enumerate(ids)}
+            labelled = [int(i) for i in seed_set]
+            for i in labelled:
+                label(ids[i], items[i][1], user, size)
+            model, curve = first, [first_map]
+            for round_ in range(args.rounds):
+                store_predictions(model, project, ids, items, f'r{round_}', size)
+                for _ in range(args.k):
+                    task_id = pick(client, project)
+                    label(task_id, items[index[task_id]][1], user, size)
+                    labelled.append(index[task_id])
+                model = train(args.quick, seed, [items[i] for i in labelled], work)
+                curve.append(test_map(model, test_set))
+            curves[strategy].append(curve)
+            print(f'seed {seed} {strategy:10s} ' + ' '.join(f'{v:.3f}' for v in curve), flush=True)
+    report(budgets, curves, full, time.monotonic() - started, args)
+
+
+def report(budgets, curves, full, seconds, args):
+    target = 0.9 * float(np.mean(full))
+    print(f'\nmAP@0.5 on the test set, mean ± std over {args.seeds} seeds; full pool: {np.mean(full):.3f}')
+    print(f'{"labels":>10s} ' + ' '.join(f'{b:>11d}' for b in budgets))
+    reach = {}
+    for strategy, runs in curves.items():
+        values = np.array(runs)
+        mean, std = values.mean(0), values.std(0)
+        print(f'{strategy:>10s} ' + ' '.join(f'{m:.3f}±{s:.3f}' for m, s in zip(mean, std, strict=True)))
+        reach[strategy] = labels_to_reach(budgets, mean, target)
+    print(f'\nlabels to reach 90% of the full-pool mAP ({target:.3f}), and the ratio to random:')
+    base = reach['random']
+    for strategy, labels in reach.items():
+        ratio = f'{labels / base:.2f}' if labels and base else 'n/a'
+        print(f'{strategy:>10s} {labels if labels else "not reached":>12} {ratio:>6s}')
+    print(f'\n{seconds:.0f} s in all')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true', help='plain-PyTorch model, small pool (under 10 min)')
+    parser.add_argument('--seeds', type=int, default=3)
+    parser.add_argument('--seed-labels', type=int, default=8, help='random labels before the first model')
+    parser.add_argument('--k', type=int, default=8, help='labels per round')
+    parser.add_argument('--rounds', type=int, default=4)
+    args = parser.parse_args()
+    setup_django()
+    run(args)
+
+
+if __name__ == '__main__':
+    main()
