@@ -30,13 +30,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ('fish', 'crab')  # crab is the rare class
-CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <RectangleLabels name="label" toName="image">
-    <Label value="fish"/>
-    <Label value="crab"/>
-  </RectangleLabels>
-</View>"""
 STRATEGIES = ('random', 'by id', 'score', 'min_region', 'entropy', 'margin', 'diverse')
 
 
@@ -158,11 +151,12 @@ def make_project(user, strategy, items, name):
 
     from ls_extensions.scoring import services
     from ls_extensions.scoring.models import ScoringPolicy
+    from tests.label_configs import IMAGE_BOXES  # fish and crab boxes on an image
     from tests.ml_backend.support import png_data_uri
 
     sampling = {'random': Project.UNIFORM, 'by id': Project.SEQUENCE}.get(strategy, Project.UNCERTAINTY)
     project = Project.objects.create(
-        title=name, label_config=CONFIG, created_by=user, organization=user.active_organization, sampling=sampling
+        title=name, label_config=IMAGE_BOXES, created_by=user, organization=user.active_organization, sampling=sampling
     )
     tasks = [Task.objects.create(project=project, data={'image': png_data_uri(image)}) for image, _, _ in items]
     if sampling == Project.UNCERTAINTY:
