@@ -151,7 +151,7 @@ def test_label_most_uncertain_first_from_the_actions_menu(ui):
     visit(page, WalkRecord(), f'{ui.server.url}/projects/{ui.project}/data', 1500)
     page.get_by_label('Select all rows').check(force=True)
     page.click('button:has-text("Tasks")')
-    ui.api('PATCH', f'/api/projects/{ui.project}/uncertainty/', json={'warmup_annotations': 0})  # rank at once
+    ui.api('PATCH', f'/api/projects/{ui.project}/uncertainty/', {'warmup_annotations': 0})  # rank at once
     page.click('text=Label most uncertain first')
     with page.expect_response(lambda r: 'id=label_most_uncertain_first' in r.url) as action:
         page.click('button:has-text("OK")')
