@@ -87,8 +87,7 @@ def stream_state(project):
     from ls_extensions.scoring import services
 
     policy = services.get_policy(project.id)
-    labeled = project.tasks.filter(is_labeled=True).count()
-    return {'mode': services.stream_mode(project, policy, labeled), 'labeled': labeled, 'policy': policy}
+    return {**services.stream_state(project, policy), 'policy': policy}
 
 
 def backend_rows(project, selected):

@@ -38,7 +38,7 @@ def policy_report(project):
         ignored=Sum('ignored'),
     )
     job = RecomputeJob.objects.filter(project_id=project.id).order_by('-id').first()
-    labeled = project.tasks.filter(is_labeled=True).count()
+    stream = services.stream_state(project, policy)
     versions = KnownVersion.objects.filter(project_id=project.id).order_by('-first_seen_at', '-id')
     return {
         'project': project.id,
@@ -56,8 +56,8 @@ def policy_report(project):
         'stream': services.serves_stream(project, policy),
         'diverse': policy.diverse,
         'warmup_annotations': policy.warmup_annotations,
-        'labeled_tasks': labeled,
-        'stream_mode': services.stream_mode(project, policy, labeled),
+        'labeled_tasks': stream['labeled'],
+        'stream_mode': stream['mode'],
         'tasks': {key: value or 0 for key, value in rows.items()},
         'job': JobSerializer(job).data if job else None,
     }

@@ -66,23 +66,13 @@ def most_uncertain_first(tasks, project, user_solved_tasks_array, user, prepared
     policy = services.stream_policy(project)
     if policy is None:
         return original(tasks, project, user_solved_tasks_array, user, prepared_tasks)
-    if in_warmup(project, policy):
+    if services.in_warmup(project, policy):
         return _label_studio()._get_random_unlocked(tasks, user)
     scored, unscored = stream_order(tasks)
     task = clusters.first_of_a_new_cluster(scored, project, user, policy) if policy.diverse else None
     for queryset in (scored, unscored):
         task = task or first_unlocked(queryset, user)
     return task
-
-
-def in_warmup(project, policy):
-    """True while the project has fewer labeled tasks than the policy's warm-up asks for."""
-    if not policy.warmup_annotations:
-        return False
-    from tasks.models import Task
-
-    labeled = Task.objects.filter(project_id=project.id, is_labeled=True)[: policy.warmup_annotations].count()
-    return labeled < policy.warmup_annotations
 
 
 most_uncertain_first.ls_ext_patch = True

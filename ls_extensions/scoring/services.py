@@ -113,13 +113,29 @@ def stream_policy(project):
     return ScoringPolicy.objects.filter(project_id=project.id, stream=True).first()
 
 
-def stream_mode(project, policy, labeled):
-    """What the stream serves now, in words, for the API and the retraining page."""
+def labeled_tasks(project, at_most=None):
+    """The project's labeled tasks (Label Studio's ``is_labeled``), counted up to ``at_most`` when given (the
+    stream only asks whether the warm-up is over, and must not count a large project on every request)."""
+    labeled = project.tasks.filter(is_labeled=True)
+    return (labeled if at_most is None else labeled[:at_most]).count()
+
+
+def in_warmup(project, policy):
+    """True while the project has fewer labeled tasks than the policy's ``warmup_annotations``."""
+    wanted = policy.warmup_annotations
+    return bool(wanted) and labeled_tasks(project, at_most=wanted) < wanted
+
+
+def stream_state(project, policy):
+    """What the stream serves now, in words (``mode``), and the labeled tasks, for the API and the retraining page."""
+    labeled = labeled_tasks(project)
     if not serves_stream(project, policy):
-        return 'off'
-    if labeled < policy.warmup_annotations:
-        return 'warm-up (random)'
-    return 'uncertainty, diverse' if policy.diverse else 'uncertainty'
+        mode = 'off'
+    elif labeled < policy.warmup_annotations:
+        mode = 'warm-up (random)'
+    else:
+        mode = 'uncertainty, diverse' if policy.diverse else 'uncertainty'
+    return {'mode': mode, 'labeled': labeled}
 
 
 def sampling_changed(project):
