@@ -162,7 +162,7 @@ def make_project(user, strategy, items, name):
     if sampling == Project.UNCERTAINTY:
         services.choose_stream(project, True)
         fields = {'warmup_annotations': 0, 'diverse': strategy == 'diverse'}
-        if strategy not in ('diverse',):
+        if strategy != 'diverse':  # a measure's name; diverse keeps the default measure
             fields['measure'] = strategy
         ScoringPolicy.objects.filter(project=project).update(**fields)
     return project, [t.id for t in tasks]
