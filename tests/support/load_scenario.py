@@ -17,7 +17,8 @@ annotations while a fault thread breaks one part after another:
 A client whose request fails (5xx, connection refused) does what the labeling UI's user does: looks whether
 the annotation is there, and submits again if not; so "nothing lost" and "exactly once" are checkable.
 Convergence of a fault: seconds from its recovery until every health check passes again and a training
-run has succeeded after that moment.
+run has reached its verdict after that moment: served (succeeded) or kept back by the model gate (rejected),
+either of which means it trained and was evaluated.
 """
 
 import json
@@ -36,6 +37,8 @@ from tests.label_configs import IMAGE_BOXES
 from tests.support.api import TokenApi, png_bytes
 from tests.support.prod_layout import ProdLayout
 
+# a run that trained and reached its verdict: served, or kept back by the model gate (its held-out mAP fell)
+DECIDED = ('succeeded', 'rejected')
 HEALTHY = ['postgres', 'redis', 'web', 'worker-training', 'worker-prediction', 'ml-backend']
 # fast recovery for a bounded run: lost steps are published again after 20 s, the sweep runs every 5 s; a poll
 # every 8 s: the training worker holds each poll message that long, the window the worker fault kills it in
@@ -74,7 +77,7 @@ class Fault:
     name: str
     started: float = 0.0  # seconds since the load started
     recovered: float = 0.0
-    converged: float | None = None  # seconds from recovery to healthy + a run succeeded after it
+    converged: float | None = None  # seconds from recovery to healthy + a run decided (DECIDED) after it
     during_load: bool = False
     note: str = ''
 
@@ -364,7 +367,7 @@ class Scenario:
             return []
 
     def converge(self, since_wall, timeout=300):
-        """Seconds until every health check passes and a run has succeeded after ``since_wall``.
+        """Seconds until every health check passes and a run has been decided (DECIDED) after ``since_wall``.
 
         A project left idle (no run going or pending 10 s after the recovery: the load is over, or the
         fault hit between triggers) is asked for one run ("Retrain now"), so every fault ends in a run.
@@ -375,11 +378,11 @@ class Scenario:
                 self.probe()
                 probed = True
             healthy = all(self.layout.health(name)[0] == 200 for name in HEALTHY)
-            succeeded = any(
-                r['status'] == 'succeeded' and r['finished_at'] and _epoch(r['finished_at']) > since_wall
+            decided = any(
+                r['status'] in DECIDED and r['finished_at'] and _epoch(r['finished_at']) > since_wall
                 for r in self.runs()
             )
-            if healthy and succeeded:
+            if healthy and decided:
                 return time.monotonic() - started
             time.sleep(1)
         return None
@@ -400,7 +403,7 @@ class Scenario:
             runs = self.runs()
             run = runs[0] if runs and runs[0]['status'] == 'training' else None
             if run is None:
-                if not runs or runs[0]['status'] in ('succeeded', 'failed'):
+                if not runs or runs[0]['status'] in (*DECIDED, 'failed'):
                     self.probe()
             elif name == 'ml':
                 return run
@@ -482,15 +485,17 @@ class Scenario:
         return self.figures
 
     def settle(self, timeout=600):
-        """Seconds until no run is going or pending and every unlabeled task has the project's version."""
+        """Seconds until no run is going or pending, the last one decided, and every unlabeled task has a
+        prediction of the project's version (the last served one: a rejected run leaves it as it was)."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             policy = self.api('GET', f'/api/projects/{self.project_id}/retraining/')
             runs = self.runs()
             idle = not policy['running'] and not policy['pending']
-            if idle and runs and runs[0]['status'] == 'succeeded':
+            if idle and runs and runs[0]['status'] in DECIDED:
+                served = next((r['version_after'] for r in runs if r['status'] == 'succeeded'), None)
                 version = self.api('GET', f'/api/projects/{self.project_id}')['model_version']
-                if version == runs[0]['version_after'] and not self.unlabeled_without(version):
+                if version == served and not self.unlabeled_without(version):
                     return time.monotonic() - started
             time.sleep(2)
         return None
