@@ -26,14 +26,14 @@ def errors(*codes):
     return {401: NOT_SIGNED_IN, 404: NOT_A_MEMBER, **{code: known[code] for code in codes}}
 
 
-def project_operation(tags, summary, description, response, *, status=200, request=None, invalid=False):
+def project_operation(tags, summary, description, response, *, status=200, request=None, invalid=False, query=None):
     """``extend_schema`` of an operation on one project (``<int:pk>``): its answer, then the refusals
-    (401, 404; 400 too when the body is validated: ``invalid``)."""
+    (401, 404; 400 too when the body or the query, a serializer given as ``query``, is validated: ``invalid``)."""
     return extend_schema(
         tags=tags,
         summary=summary,
         description=description,
-        parameters=[PROJECT_PK],
+        parameters=[PROJECT_PK, *([query] if query else [])],
         request=request,
         responses={status: response, **errors(*([400] if invalid else []))},
     )

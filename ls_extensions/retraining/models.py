@@ -23,6 +23,10 @@ class RetrainingPolicy(models.Model):
     min_interval_seconds = models.PositiveIntegerField(default=0, help_text='least time between two runs')
     ml_backend = models.ForeignKey('ml.MLBackend', null=True, blank=True, on_delete=models.SET_NULL, related_name='+')
     repredict = models.BooleanField(default=True, help_text='re-predict unlabeled tasks with the new version')
+    predict_labeled = models.BooleanField(
+        default=False,
+        help_text='predict labeled tasks too, so that the Data Manager can rank possible annotation mistakes',
+    )
     batch_size = models.PositiveIntegerField(default=50)
     training_timeout_seconds = models.PositiveIntegerField(default=3600)
 

@@ -29,6 +29,7 @@ class PolicySerializer(serializers.ModelSerializer):
             'min_interval_seconds',
             'ml_backend',
             'repredict',
+            'predict_labeled',
             'batch_size',
             'training_timeout_seconds',
             *POLICY_STATE_FIELDS,

@@ -335,14 +335,14 @@ def poll_training(run_id):
 
 
 def tasks_to_predict(run):
-    """Unlabeled tasks of the run's project without a prediction of the new version, in id order."""
+    """Unlabeled tasks of the run's project (all tasks when the policy predicts labeled ones too) without a
+    prediction of the new version, in id order."""
     from tasks.models import Task
 
-    return (
-        Task.objects.filter(project_id=run.project_id, is_labeled=False)
-        .exclude(predictions__model_version=run.version_after)
-        .order_by('id')
-    )
+    tasks = Task.objects.filter(project_id=run.project_id)
+    if not RetrainingPolicy.objects.filter(project_id=run.project_id, predict_labeled=True).exists():
+        tasks = tasks.filter(is_labeled=False)
+    return tasks.exclude(predictions__model_version=run.version_after).order_by('id')
 
 
 def batch_size(policy):

@@ -22,7 +22,7 @@ from ls_extensions.retraining.models import TrainingRun
 from ls_extensions.retraining.serializers import PolicySerializer
 
 REFRESH_SECONDS = 5
-CHECKBOXES = ('enabled', 'repredict')
+CHECKBOXES = ('enabled', 'repredict', 'predict_labeled')
 NUMBERS = ('threshold', 'min_interval_seconds', 'batch_size', 'training_timeout_seconds')
 NOTICES = {
     'saved': 'Policy saved.',

@@ -4,6 +4,7 @@
 from ls_extensions.ids import selection_refusal
 from ls_extensions.permissions import action_refusal, require_member
 from ls_extensions.scoring import jobs, measures, services
+from ls_extensions.scoring.models import TaskMistake
 
 INLINE_LIMIT = 1000  # a selection up to this many tasks is rescored in the request, more goes to a job
 
@@ -75,6 +76,52 @@ def label_most_uncertain_first(project, queryset, **kwargs):
     }
 
 
+MISTAKES_TAB = 'Likely mistakes'
+MISTAKES_TAB_KEY = 'ls_ext_tab'  # marks the tab in ``View.data``, so the action finds it again whatever its title
+
+
+def mistakes_tab_data():
+    """The tab the UI would save: labeled tasks with a stored possible mistake, most likely first."""
+    from ls_extensions.scoring.dm import MISTAKE, MISTAKE_KINDS
+
+    return {
+        'title': MISTAKES_TAB,
+        MISTAKES_TAB_KEY: 'mistakes',
+        'ordering': [f'-tasks:{MISTAKE}'],
+        'filters': {
+            'conjunction': 'and',
+            'items': [{'filter': f'filter:tasks:{MISTAKE}', 'operator': 'greater', 'type': 'Number', 'value': 0}],
+        },
+        'columnsDisplayType': {MISTAKE: 'Number', MISTAKE_KINDS: 'String'},
+    }
+
+
+def review_likely_mistakes_first(project, queryset, **kwargs):
+    """Create (or reset) the project's "Likely mistakes" tab: labeled tasks the current model disagrees with,
+    the likeliest mistake first, so that the review (the tab's list and the labeling view's arrows, which
+    walk the tab in its order) starts where a mistake is likeliest."""
+    from data_manager.models import View
+    from data_manager.serializers import ViewSerializer
+
+    refusal = action_refusal(project, kwargs)
+    if refusal:
+        return refusal
+    request = kwargs.get('request')
+    tab = next((v for v in View.objects.filter(project=project) if (v.data or {}).get(MISTAKES_TAB_KEY)), None)
+    serializer = ViewSerializer(tab, data={'project': project.id, 'data': mistakes_tab_data()})
+    serializer.is_valid(raise_exception=True)
+    tab = serializer.save(**({} if tab else {'user': getattr(request, 'user', None)}))
+    services.reconcile(project.id, 'likely mistakes reviewed')
+    scored = TaskMistake.objects.filter(project_id=project.id, value__gt=0).count()
+    return {
+        'reload': True,
+        'tab': tab.id,
+        'detail': f'The "{MISTAKES_TAB}" tab lists the {scored} labeled tasks the current model disagrees with, the '
+        'likeliest mistake first. Tasks need a prediction of the current version: predict labeled tasks with '
+        '"Retrieve Predictions" or the retraining policy\'s "Predict labeled tasks"',
+    }
+
+
 def register():
     from core.permissions import all_permissions
     from data_manager.actions import register_action
@@ -101,6 +148,18 @@ def register():
             'title': 'Label most uncertain first',
             'text': 'Label All Tasks will serve the unlabeled task the model is least confident about, '
             'then tasks without a prediction in order. Each annotator gets a different task.',
+            'type': 'confirm',
+        },
+    )
+    register_action(
+        review_likely_mistakes_first,
+        'Review likely mistakes first',
+        order=97,
+        permission=all_permissions.projects_change,
+        dialog={
+            'title': 'Review likely mistakes first',
+            'text': f'Open a "{MISTAKES_TAB}" tab: the labeled tasks whose annotation the current model disagrees '
+            'with (boxes possibly missing, spurious, off or with a wrong label), the likeliest mistake first.',
             'type': 'confirm',
         },
     )

@@ -10,8 +10,15 @@ from ls_extensions.parsers import PARSER_CLASSES
 from ls_extensions.permissions import ProjectMemberAPIMixin
 from ls_extensions.schema import project_operation
 from ls_extensions.scoring import jobs, measures, services
-from ls_extensions.scoring.models import KnownVersion, RecomputeJob, TaskUncertainty
-from ls_extensions.scoring.serializers import JobSerializer, PolicyReportSerializer, PolicyUpdateSerializer
+from ls_extensions.scoring.models import KnownVersion, RecomputeJob, TaskMistake, TaskUncertainty
+from ls_extensions.scoring.serializers import (
+    JobSerializer,
+    MistakePageSerializer,
+    MistakeQuerySerializer,
+    MistakeSerializer,
+    PolicyReportSerializer,
+    PolicyUpdateSerializer,
+)
 
 TAGS = ['Uncertainty']
 
@@ -125,3 +132,40 @@ class UncertaintyRecomputeAPI(ScoringProjectAPI):
         job = jobs.enqueue(project.id, reason='API request')
         job.refresh_from_db()  # an inline runner has finished it already
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class MistakesAPI(ScoringProjectAPI):
+    """GET the labeled tasks' possible mistakes, likeliest first (the Data Manager's "Possible mistake")."""
+
+    permission_required = all_permissions.projects_view
+
+    @project_operation(
+        TAGS,
+        "List the project's possible annotation mistakes",
+        "Labeled tasks whose annotation the current model version's prediction disagrees with, the likeliest "
+        'mistake first: the value in [0, 1], the counts per kind (missing, spurious, off, wrong_label), the '
+        'prediction and annotation compared, and for videos the worst frames. Tasks need a prediction of the '
+        'active version (see the retraining policy\'s ``predict_labeled``).',
+        MistakePageSerializer,
+        invalid=True,
+        query=MistakeQuerySerializer,
+    )
+    def get(self, request, pk):
+        project = self.get_project()
+        query = MistakeQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        options = query.validated_data
+        rows = TaskMistake.objects.filter(project_id=project.id)
+        if 'kind' in options:
+            rows = rows.filter(**{f'{options["kind"]}__gt': 0})
+        if 'min_value' in options:
+            rows = rows.filter(value__gte=options['min_value'])
+        size = options['page_size']
+        start = (options['page'] - 1) * size
+        return Response(
+            {
+                'count': rows.count(),
+                'model_version': services.get_policy(project.id).active_version,
+                'results': MistakeSerializer(rows.order_by('-value', 'task_id')[start : start + size], many=True).data,
+            }
+        )

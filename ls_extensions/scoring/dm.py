@@ -22,6 +22,8 @@ from ls_extensions.scoring.models import TASK_RELATION
 
 UNCERTAINTY = ranking.FIELD
 MODEL_VERSION = 'uncertainty_model_version'
+MISTAKE = 'mistake'
+MISTAKE_KINDS = 'mistake_kinds'
 TASK_PAGE_PATH = '/api/tasks'
 BASE_COLUMNS_TTL = 10.0  # seconds a page of tasks may reuse Label Studio's column list (see base_columns)
 _base_columns = {}
@@ -59,6 +61,26 @@ def columns_for(project_id):
             'type': 'String',
             'target': 'tasks',
             'help': 'Model version the uncertainty was computed from',
+            'visibility_defaults': {'explore': True, 'labeling': False},
+            'project_defined': False,
+        },
+        {
+            'id': MISTAKE,
+            'title': 'Possible mistake',
+            'type': 'Number',
+            'target': 'tasks',
+            'help': 'How much the annotation disagrees with the predictions of model version '
+            + (repr(version) if version is not None else '(none yet)')
+            + ' (0: agrees; higher: a likelier mistake); labeled tasks with a prediction only',
+            'visibility_defaults': {'explore': True, 'labeling': False},
+            'project_defined': False,
+        },
+        {
+            'id': MISTAKE_KINDS,
+            'title': 'Mistake kinds',
+            'type': 'String',
+            'target': 'tasks',
+            'help': 'What disagrees: boxes possibly missing, spurious, off (poorly placed) or with a wrong label',
             'visibility_defaults': {'explore': True, 'labeling': False},
             'project_defined': False,
         },
@@ -121,8 +143,9 @@ def _keep_fresh_now_and_then(project_id):
         jobs.keep_fresh(project_id)
 
 
-def stored(field):
-    """A task's stored ``field`` as a correlated subquery on the one-to-one row (no join, no aggregate).
+def stored(field, model=None):
+    """A task's stored ``field`` as a correlated subquery on the one-to-one row of ``model`` (by default
+    ``TaskUncertainty``; no join, no aggregate).
 
     Not a join: Label Studio's count and totals queries drop an unused subquery annotation entirely,
     while an unused left join stays in their SQL; PostgreSQL then removes the join but still reads the
@@ -131,7 +154,7 @@ def stored(field):
     """
     from ls_extensions.scoring.models import TaskUncertainty
 
-    return Subquery(TaskUncertainty.objects.filter(task_id=OuterRef('pk')).values(field)[:1])
+    return Subquery((model or TaskUncertainty).objects.filter(task_id=OuterRef('pk')).values(field)[:1])
 
 
 def annotate_uncertainty(queryset):
@@ -142,7 +165,24 @@ def annotate_model_version(queryset):
     return queryset.annotate(**{MODEL_VERSION: stored('model_version')})
 
 
-ANNOTATIONS = {UNCERTAINTY: annotate_uncertainty, MODEL_VERSION: annotate_model_version}
+def annotate_mistake(queryset):
+    from ls_extensions.scoring.models import TaskMistake
+
+    return queryset.annotate(**{MISTAKE: stored('value', TaskMistake)})
+
+
+def annotate_mistake_kinds(queryset):
+    from ls_extensions.scoring.models import TaskMistake
+
+    return queryset.annotate(**{MISTAKE_KINDS: stored('kinds', TaskMistake)})
+
+
+ANNOTATIONS = {
+    UNCERTAINTY: annotate_uncertainty,
+    MODEL_VERSION: annotate_model_version,
+    MISTAKE: annotate_mistake,
+    MISTAKE_KINDS: annotate_mistake_kinds,
+}
 
 RANGE_LOOKUPS = {
     'greater': 'gt',

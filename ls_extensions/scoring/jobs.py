@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from ls_extensions import publishing
 from ls_extensions.scoring import conf, events, services
-from ls_extensions.scoring.models import RecomputeJob, ScoringPolicy, TaskUncertainty
+from ls_extensions.scoring.models import RecomputeJob, ScoringPolicy, TaskMistake, TaskUncertainty
 from ls_extensions.scoring.runner import runner
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ def _switch(project_id):
         policy.prediction_watermark = services.newest_prediction_id(project_id)
         policy.save()
         TaskUncertainty.objects.filter(project_id=project_id).delete()
+        TaskMistake.objects.filter(project_id=project_id).delete()
     return policy
 
 

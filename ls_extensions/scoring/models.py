@@ -54,6 +54,39 @@ class TaskUncertainty(models.Model):
         ]
 
 
+MISTAKE_RELATION = 'ls_ext_mistake'
+"""Reverse name of the one-to-one from Label Studio's Task to its stored disagreement with the model."""
+
+
+class TaskMistake(models.Model):
+    """How much a labeled task's annotation disagrees with the newest prediction of the active model version
+    (``disagreement.py``), kept under the same rule as ``TaskUncertainty``: written under the policy's shared
+    lock for the active version only, deleted when it changes, refreshed when the annotation changes.
+
+    Of several annotations of a task the one that disagrees most is kept (``annotation_id``).
+    """
+
+    task = models.OneToOneField('tasks.Task', on_delete=models.CASCADE, related_name=MISTAKE_RELATION)
+    project = models.ForeignKey('projects.Project', on_delete=models.CASCADE, related_name='+', db_index=False)
+    prediction_id = models.BigIntegerField(help_text='The prediction the annotation was compared with')
+    annotation_id = models.BigIntegerField(help_text='The annotation that disagrees most with it')
+    model_version = models.TextField(default='', blank=True)
+    value = models.FloatField(help_text='Possible mistake in [0, 1]: 0 the model agrees, higher: surer disagreement')
+    missing = models.PositiveIntegerField(default=0, help_text='Confident predicted boxes with no annotated box')
+    spurious = models.PositiveIntegerField(default=0, help_text='Annotated boxes no predicted box supports')
+    off = models.PositiveIntegerField(default=0, help_text='Matched boxes with a low IoU')
+    wrong_label = models.PositiveIntegerField(default=0, help_text="Annotated boxes another class's box covers")
+    kinds = models.CharField(max_length=200, default='', blank=True, help_text='The counts in words: "2 missing, 1 off"')
+    worst_frames = models.CharField(max_length=200, default='', blank=True, help_text='Videos: the frames that disagree most')
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            NullsLastIndex(F('project'), F('value').asc(nulls_last=True), F('task'), name='ls_ext_mistake_project_asc'),
+            NullsLastIndex(F('project'), F('value').desc(nulls_last=True), F('task'), name='ls_ext_mistake_project_desc'),
+        ]
+
+
 class ScoringPolicy(models.Model):
     """Per project: which measure, which model version, and what the stored rows currently hold."""
 

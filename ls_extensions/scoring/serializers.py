@@ -1,9 +1,9 @@
-"""API payloads: the scoring policy a user may change, and a job's progress."""
+"""API payloads: the scoring policy a user may change, a job's progress, the stored possible mistakes."""
 
 from rest_framework import serializers
 
-from ls_extensions.scoring import measures
-from ls_extensions.scoring.models import RecomputeJob
+from ls_extensions.scoring import disagreement, measures
+from ls_extensions.scoring.models import RecomputeJob, TaskMistake
 
 
 class PolicyUpdateSerializer(serializers.Serializer):
@@ -27,6 +27,35 @@ class PolicyUpdateSerializer(serializers.Serializer):
             return measures.check_measure(value)
         except measures.UnknownMeasure as exc:
             raise serializers.ValidationError(str(exc)) from None
+
+
+class MistakeQuerySerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=disagreement.KINDS, required=False, help_text='Only tasks with at least one finding of this kind'
+    )
+    min_value = serializers.FloatField(
+        required=False, min_value=0.0, max_value=1.0, help_text='Only tasks whose possible mistake is at least this'
+    )
+    page = serializers.IntegerField(required=False, min_value=1, default=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
+
+
+class MistakeSerializer(serializers.ModelSerializer):
+    task = serializers.IntegerField(source='task_id', read_only=True)
+    worst_frames = serializers.SerializerMethodField(help_text='Videos: the frames that disagree most, worst first')
+
+    class Meta:
+        model = TaskMistake
+        exclude = ['id', 'project']
+
+    def get_worst_frames(self, row) -> list[int]:
+        return [int(frame) for frame in row.worst_frames.split(',') if frame.strip()]
+
+
+class MistakePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text='Tasks that match the query')
+    model_version = serializers.CharField(allow_null=True, help_text='The version the annotations are compared with')
+    results = MistakeSerializer(many=True)
 
 
 class JobSerializer(serializers.ModelSerializer):

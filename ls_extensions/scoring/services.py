@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from ls_extensions.scoring import events, measures, runner
+from ls_extensions.scoring import events, measures, mistakes, runner, upsert
 from ls_extensions.scoring.models import KnownVersion, ScoringPolicy, TaskUncertainty
 
 SUCCESSFUL_BACKEND_STATES = ('CO', 'TR', 'PR')  # MLBackendState: connected, training, predicting
@@ -220,13 +220,18 @@ class Tally:
         self.ignored += outcome.ignored
 
 
-def rows_for(project_id, predictions, policy, tally=None):
-    """Rows for prediction dicts of the active version; per task only the newest prediction counts."""
+def newest_per_task(predictions):
+    """task id -> the newest (highest id) of the given prediction dicts of that task."""
     newest = {}
     for prediction in predictions:
         kept = newest.get(prediction['task_id'])
         if kept is None or prediction['id'] > kept['id']:
             newest[prediction['task_id']] = prediction
+    return newest
+
+
+def rows_for(project_id, newest, policy, tally=None):
+    """Rows for the newest prediction dicts of the active version (``newest_per_task``)."""
     now = timezone.now()
     rows = []
     for prediction in newest.values():
@@ -252,35 +257,9 @@ def rows_for(project_id, predictions, policy, tally=None):
 ROW_TYPES = ('integer', 'integer', 'bigint', 'text', 'text', 'float8', 'integer', 'integer', 'integer', 'timestamptz')
 
 
-def upsert_rows(rows, chunk=500):
-    """Insert or update rows; an existing row is replaced only by an equal or newer prediction.
-
-    PostgreSQL gets one statement per batch (column arrays through ``unnest``), others a VALUES list per chunk.
-    """
-    if not rows:
-        return
-    table = TaskUncertainty._meta.db_table
-    columns = ', '.join(ROW_COLUMNS)
-    conflict = (
-        'ON CONFLICT (task_id) DO UPDATE SET '
-        + ', '.join(f'{c} = excluded.{c}' for c in ROW_COLUMNS if c != 'task_id')
-        + f' WHERE {table}.prediction_id <= excluded.prediction_id'
-    )
-    with connection.cursor() as cursor:
-        if connection.vendor == 'postgresql':
-            arrays = ', '.join(f'%s::{kind}[]' for kind in ROW_TYPES)
-            cursor.execute(
-                f'INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) {conflict}',
-                [list(column) for column in zip(*rows, strict=True)],
-            )
-            return
-        one = '(' + ', '.join(['%s'] * len(ROW_COLUMNS)) + ')'
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            cursor.execute(
-                f'INSERT INTO {table} ({columns}) VALUES {", ".join([one] * len(part))} {conflict}',
-                [value for row in part for value in row],
-            )
+def upsert_rows(rows):
+    """Insert or update uncertainty rows; an existing row is replaced only by an equal or newer prediction."""
+    upsert.newer_prediction_wins(TaskUncertainty._meta.db_table, ROW_COLUMNS, ROW_TYPES, rows)
 
 
 def write_scores(project_id, predictions, generation=None, tally=None):
@@ -291,8 +270,9 @@ def write_scores(project_id, predictions, generation=None, tally=None):
             return False
         if policy.active_measure is None:
             return True
-        current = [p for p in predictions if version_of(p['model_version']) == policy.active_version]
+        current = newest_per_task(p for p in predictions if version_of(p['model_version']) == policy.active_version)
         upsert_rows(rows_for(project_id, current, policy, tally))
+        mistakes.write(project_id, policy.active_version, current)
     return True
 
 
@@ -304,13 +284,14 @@ def rescore_tasks(project_id, task_ids, tally=None):
         policy = lock_policy(project_id)
         if policy.active_measure is None:
             return policy
-        predictions = list(
+        newest = newest_per_task(
             Prediction.objects.filter(task_id__in=task_ids, project_id=project_id)
             .filter(version_q(policy.active_version))
             .values(*PREDICTION_FIELDS)
         )
         TaskUncertainty.objects.filter(task_id__in=task_ids).delete()
-        upsert_rows(rows_for(project_id, predictions, policy, tally))
+        upsert_rows(rows_for(project_id, newest, policy, tally))
+        mistakes.refresh(project_id, policy.active_version, task_ids, newest)
     return policy
 
 
@@ -332,8 +313,9 @@ def prediction_saved(prediction):
     with transaction.atomic():
         policy = lock_policy(project_id)
         if version == policy.active_version and policy.active_measure:
-            values = {name: getattr(prediction, name) for name in PREDICTION_FIELDS}
-            upsert_rows(rows_for(project_id, [values], policy))
+            newest = {prediction.task_id: {name: getattr(prediction, name) for name in PREDICTION_FIELDS}}
+            upsert_rows(rows_for(project_id, newest, policy))
+            mistakes.write(project_id, policy.active_version, newest)
         elif remember_version(project_id, version, prediction.created_at or timezone.now()):
             runner.after_commit(lambda: reconcile(project_id, f'new model version {version!r}'))
 
@@ -342,6 +324,22 @@ def prediction_deleted(prediction):
     """The prediction a row came from is gone: fall back to the task's next newest one (or no row)."""
     if TaskUncertainty.objects.filter(task_id=prediction.task_id, prediction_id=prediction.id).exists():
         rescore_tasks(prediction.project_id, [prediction.task_id])
+
+
+def annotation_changed(annotation):
+    """An annotation was saved or deleted: compare its task again with the active version's newest prediction."""
+    from tasks.models import Prediction
+
+    project_id = annotation.project_id
+    if project_id is None or not ScoringPolicy.objects.filter(project_id=project_id, active_measure__isnull=False):
+        return  # nothing is scored in this project (yet): its first recompute compares every labeled task
+    with transaction.atomic():
+        policy = lock_policy(project_id)
+        if policy.active_measure is None:
+            return
+        newest = Prediction.objects.filter(task_id=annotation.task_id, project_id=project_id)
+        newest = newest.filter(version_q(policy.active_version)).order_by('-id').values(*PREDICTION_FIELDS)[:1]
+        mistakes.refresh(project_id, policy.active_version, [annotation.task_id], {p['task_id']: p for p in newest})
 
 
 # --- reading ------------------------------------------------------------------------------------

@@ -29,6 +29,12 @@ def prediction_deleted(sender, instance, **kwargs):
 def annotation_saved(sender, instance, created=False, **kwargs):
     if created:
         clusters.annotation_saved(instance)
+    services.annotation_changed(instance)
+
+
+@receiver(post_delete, sender=Annotation, dispatch_uid='ls_ext_scoring_annotation_deleted')
+def annotation_deleted(sender, instance, **kwargs):
+    services.annotation_changed(instance)
 
 
 @receiver(post_save, sender=MLBackend, dispatch_uid='ls_ext_scoring_backend_saved')

@@ -1,4 +1,4 @@
-"""Label Studio's task serializer plus the two scoring fields, installed with ``TASK_SERIALIZER``.
+"""Label Studio's task serializer plus the scoring fields, installed with ``TASK_SERIALIZER``.
 
 Label Studio builds its Data Manager serializer on ``load_func(settings.TASK_SERIALIZER)`` while
 ``tasks.serializers`` is being imported, so this module must import nothing but that base class:
@@ -33,6 +33,8 @@ class TaskListSerializer(serializers.ListSerializer):
 class ScoredTaskSerializer(BaseTaskSerializer):
     uncertainty = serializers.FloatField(read_only=True, help_text='Model uncertainty in [0, 1]')
     uncertainty_model_version = serializers.CharField(read_only=True, help_text='Version the uncertainty came from')
+    mistake = serializers.FloatField(read_only=True, help_text='Possible annotation mistake in [0, 1]')
+    mistake_kinds = serializers.CharField(read_only=True, help_text='Possible mistakes in words: "2 missing, 1 off"')
 
     @classmethod
     def many_init(cls, *args, **kwargs):

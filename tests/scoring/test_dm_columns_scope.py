@@ -7,7 +7,7 @@ from ls_extensions.scoring import scope
 from tests.conftest import make_project
 from tests.label_configs import IMAGE_BOXES, VIDEO_TRACKING
 
-OURS = {'uncertainty', 'uncertainty_model_version'}
+OURS = {'uncertainty', 'uncertainty_model_version', 'mistake', 'mistake_kinds'}
 TEXT_CLASSES = """<View>
   <Text name="text" value="$text"/>
   <Choices name="sentiment" toName="text"><Choice value="positive"/><Choice value="negative"/></Choices>

@@ -165,6 +165,11 @@ ROUTES = {
         'post': [('recompute', {}, {})],
         'answers': {**PROJECT_API, 'owner': {'recompute': 202}},
     },
+    'api/projects/<int:pk>/mistakes/': {
+        'project': 'image',
+        'get': [('mistakes', {}, None), ('by kind', {'kind': 'missing', 'min_value': '0.5'}, None)],
+        'answers': {**PROJECT_API, 'owner': {'mistakes': 200, 'by kind': 200}},
+    },
     'api/projects/<int:pk>/retraining/': {
         'project': 'image',
         'get': [('policy', {}, None)],
