@@ -145,7 +145,7 @@ class MistakesAPI(ScoringProjectAPI):
         "Labeled tasks whose annotation the current model version's prediction disagrees with, the likeliest "
         'mistake first: the value in [0, 1], the counts per kind (missing, spurious, off, wrong_label), the '
         'prediction and annotation compared, and for videos the worst frames. Tasks need a prediction of the '
-        'active version (see the retraining policy\'s ``predict_labeled``).',
+        "active version (see the retraining policy's ``predict_labeled``).",
         MistakePageSerializer,
         invalid=True,
         query=MistakeQuerySerializer,

@@ -7,14 +7,19 @@ overlap down (as COCO evaluation matches), and each disagreement is a finding wi
   overlaps with IoU >= ``MATCH_IOU``: possibly an object the annotator missed;
 - ``spurious``: an annotated box that no predicted box of its class overlaps with IoU >= ``SUPPORT_IOU``
   (nor a confident box of another class explains): possibly a box around nothing; its weight is how
-  little the model supports it (1 - the best score x IoU of its class's boxes that touch it);
+  little the model sees anything there: 1 - the best score x (share of the annotated box inside the
+  predicted one) over all predicted boxes (a model that merged two touching objects into one box still
+  sees both);
 - ``off``: a same-class match with IoU < ``LOCALISATION_IOU``: possibly a box far off; weight
-  score x (1 - IoU);
+  score x (1 - IoU / LOCALISATION_IOU), so a match just under the bar weighs little; not when the
+  predicted box spans several annotated boxes (half of each inside it): a group box says nothing about
+  where each object is;
 - ``wrong_label``: an unmatched annotated box that a confident predicted box of another class covers
   with IoU >= ``MATCH_IOU``: possibly the wrong class; weight that box's score.
 
-The overall value is 1 - prod(1 - weight): in [0, 1], 0 when the model agrees, higher with more and
-surer findings. Coordinates are Label Studio's percentages; IoU does not change under scaling of an
+A finding weighing less than ``MIN_WEIGHT`` is dropped: the kinds shown are the ones worth a look. The
+overall value is 1 - prod(1 - weight): in [0, 1], 0 when the model agrees, higher with more and surer
+findings. Coordinates are Label Studio's percentages; IoU does not change under scaling of an
 axis, and a rotated box counts as its bounding box in pixels (``original_width``/``original_height``).
 """
 
@@ -26,6 +31,8 @@ CONFIDENT = 0.5
 MATCH_IOU = 0.5
 SUPPORT_IOU = 0.1
 LOCALISATION_IOU = 0.6
+GROUP_INSIDE = 0.5
+MIN_WEIGHT = 0.2
 KINDS = ('missing', 'spurious', 'off', 'wrong_label')
 KIND_WORDS = {'missing': 'missing', 'spurious': 'spurious', 'off': 'off', 'wrong_label': 'wrong label'}
 BOX_TYPES = frozenset({'rectanglelabels', 'rectangle'})
@@ -143,6 +150,18 @@ def iou_matrix(a, b):
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
+def inside_matrix(a, b):
+    """Share of each box of ``a`` that lies inside each box of ``b``: shape (len(a), len(b))."""
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    p = np.array([(box.x1, box.y1, box.x2, box.y2) for box in a])[:, None, :]
+    q = np.array([(box.x1, box.y1, box.x2, box.y2) for box in b])[None, :, :]
+    width = np.clip(np.minimum(p[..., 2], q[..., 2]) - np.maximum(p[..., 0], q[..., 0]), 0, None)
+    height = np.clip(np.minimum(p[..., 3], q[..., 3]) - np.maximum(p[..., 1], q[..., 1]), 0, None)
+    area = (p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1])
+    return width * height / area
+
+
 def _greedy(iou, allowed, threshold):
     """Pairs (i, j) in decreasing IoU, each index once, of allowed pairs with IoU >= threshold."""
     candidates = np.argwhere(allowed & (iou >= threshold))
@@ -158,7 +177,7 @@ def _greedy(iou, allowed, threshold):
 
 def compare(predicted, annotated):
     """The :class:`Disagreement` of predicted boxes (with scores) with annotated boxes."""
-    iou = iou_matrix(predicted, annotated)
+    iou, inside = iou_matrix(predicted, annotated), inside_matrix(annotated, predicted).T
     if not predicted or not annotated:
         same = np.zeros(iou.shape, bool)
     else:
@@ -166,9 +185,11 @@ def compare(predicted, annotated):
     found = Disagreement()
     matches = _greedy(iou, same, SUPPORT_IOU)
     used_p, used_a = {i for i, _ in matches}, {j for _, j in matches}
+    spans = (inside >= GROUP_INSIDE).sum(axis=1) if annotated else np.zeros(len(predicted), int)
     for i, j in matches:
-        if iou[i, j] < LOCALISATION_IOU:
-            found.findings.append(Finding('off', predicted[i].score * (1 - iou[i, j]), annotated=j, predicted=i))
+        if iou[i, j] < LOCALISATION_IOU and spans[i] < 2:
+            weight = predicted[i].score * (1 - iou[i, j] / LOCALISATION_IOU)
+            found.findings.append(Finding('off', weight, annotated=j, predicted=i))
     confident = np.array([p.score >= CONFIDENT for p in predicted], bool)
     free_p = confident & ~np.isin(np.arange(len(predicted)), list(used_p))
     free_a = ~np.isin(np.arange(len(annotated)), list(used_a))
@@ -177,15 +198,16 @@ def compare(predicted, annotated):
         found.findings.append(Finding('wrong_label', predicted[i].score, annotated=j, predicted=i))
     used_p |= {i for i, _ in relabels}
     used_a |= {j for _, j in relabels}
-    for j, box in enumerate(annotated):
+    for j in range(len(annotated)):
         if j in used_a:
             continue
-        support = max((p.score * iou[i, j] for i, p in enumerate(predicted) if same[i, j]), default=0.0)
+        support = max((p.score * inside[i, j] for i, p in enumerate(predicted)), default=0.0)
         found.findings.append(Finding('spurious', 1.0 - support, annotated=j))
     covered = iou.max(axis=1) >= MATCH_IOU if annotated else np.zeros(len(predicted), bool)
     for i, box in enumerate(predicted):
         if i not in used_p and confident[i] and not covered[i]:
             found.findings.append(Finding('missing', box.score, predicted=i))
+    found.findings = [f for f in found.findings if f.weight >= MIN_WEIGHT]
     return found
 
 

@@ -76,14 +76,20 @@ class TaskMistake(models.Model):
     spurious = models.PositiveIntegerField(default=0, help_text='Annotated boxes no predicted box supports')
     off = models.PositiveIntegerField(default=0, help_text='Matched boxes with a low IoU')
     wrong_label = models.PositiveIntegerField(default=0, help_text="Annotated boxes another class's box covers")
-    kinds = models.CharField(max_length=200, default='', blank=True, help_text='The counts in words: "2 missing, 1 off"')
-    worst_frames = models.CharField(max_length=200, default='', blank=True, help_text='Videos: the frames that disagree most')
+    kinds = models.CharField(
+        max_length=200, default='', blank=True, help_text='The counts in words: "2 missing, 1 off"'
+    )
+    worst_frames = models.CharField(
+        max_length=200, default='', blank=True, help_text='Videos: the frames that disagree most'
+    )
     updated_at = models.DateTimeField()
 
     class Meta:
         indexes = [
             NullsLastIndex(F('project'), F('value').asc(nulls_last=True), F('task'), name='ls_ext_mistake_project_asc'),
-            NullsLastIndex(F('project'), F('value').desc(nulls_last=True), F('task'), name='ls_ext_mistake_project_desc'),
+            NullsLastIndex(
+                F('project'), F('value').desc(nulls_last=True), F('task'), name='ls_ext_mistake_project_desc'
+            ),
         ]
 
 
