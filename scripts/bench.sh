@@ -12,6 +12,8 @@ for script in benchmarks/video_engine.py benchmarks/video_export.py benchmarks/f
 done
 echo "== benchmarks/active_learning.py --quick"
 $BIN/python benchmarks/active_learning.py --quick
+echo "== benchmarks/mistakes.py"
+$BIN/python benchmarks/mistakes.py
 
 export LS_EXT_PG_DIR=$(mktemp -d /tmp/ls-ext-pg.XXXXXX)
 export LS_EXT_PG_PORT=$($BIN/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

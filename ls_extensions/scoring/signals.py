@@ -1,6 +1,7 @@
 """Receivers that keep stored scores in step with Label Studio's predictions and ML backends, and the
-stream's choice in step with the project's sampling and with the version a retraining run switched to, and a new
-annotation's near-duplicate cluster known to the diverse stream.
+stream's choice in step with the project's sampling and with the version a retraining run switched to, a new
+annotation's near-duplicate cluster known to the diverse stream, and each labeled task's possible mistake in step
+with its annotations.
 
 Bulk inserts send no signals; ``jobs.keep_fresh`` catches them up (Data Manager loads, the sweep; see README).
 """

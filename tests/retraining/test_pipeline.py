@@ -59,6 +59,26 @@ def test_threshold_run_trains_repredicts_unlabeled_tasks_and_switches_version(
     assert not policy.running and not policy.pending and policy.changes_since_run == 0
 
 
+def test_predict_labeled_repredicts_labeled_tasks_too_for_the_mistake_ranking(
+    setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
+):
+    from tasks.models import Prediction
+
+    from ls_extensions.retraining.models import TrainingRun
+
+    project, tasks, backend, policy = setup
+    policy.predict_labeled = True
+    policy.save(update_fields=['predict_labeled'])
+    for task in tasks[:2]:
+        _annotate(task, user, django_capture_on_commit_callbacks)
+    drain(enqueued, django_capture_on_commit_callbacks)
+    (run,) = TrainingRun.objects.all()
+    assert run.status == 'succeeded', run.error
+    assert run.tasks_to_predict == len(tasks) == run.tasks_predicted
+    assert sorted(stub_backend.predicted) == sorted(t.id for t in tasks)  # the two labeled ones included
+    assert Prediction.objects.filter(task__in=tasks[:2], model_version='stub.v1').count() == 2
+
+
 def test_failed_training_is_recorded_and_the_version_stays(
     setup, user, stub_backend, enqueued, django_capture_on_commit_callbacks
 ):

@@ -142,3 +142,22 @@ def test_other_organizations_see_nothing(image_project, reviewed):
     url = f'/api/dm/actions?id=review_likely_mistakes_first&project={image_project.id}'
     refused = stranger.post(url, json.dumps({'selectedItems': {'all': True}}), content_type='application/json')
     assert refused.status_code == 403
+
+
+def test_label_studios_retrieve_predictions_action_scores_labeled_tasks(client_owner, image_project, user):
+    """The Data Manager's own "Retrieve Predictions" predicts labeled tasks too: they get their row."""
+    from ml.models import MLBackend
+
+    from tests.retraining.conftest import StubBackend
+
+    tasks = make_tasks(image_project, 3)
+    annotate(tasks[0], user, [box(5, 5, 10, 10, 'fish')])  # the stub predicts a box at (1, 1), 5 x 5
+    with StubBackend() as stub:
+        MLBackend.objects.create(project=image_project, url=stub.url, title='stub')
+        url = f'/api/dm/actions?id=retrieve_tasks_predictions&project={image_project.id}'
+        answer = client_owner.post(url, json.dumps({'selectedItems': {'all': True}}), content_type='application/json')
+        assert answer.status_code == 200, answer.content
+        assert tasks[0].id in stub.predicted
+    body = client_owner.get(f'/api/projects/{image_project.id}/mistakes/').json()
+    assert body['model_version'] == 'stub.v0'
+    assert [(row['task'], row['kinds']) for row in body['results']] == [(tasks[0].id, '1 missing, 1 spurious')]
