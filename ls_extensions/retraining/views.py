@@ -28,6 +28,7 @@ NOTICES = {
     'saved': 'Policy saved.',
     'requested': 'Retraining requested: a run starts in the background.',
     'queued': 'A run is going: one more run will follow it.',
+    'stream': 'Stream settings saved.',
 }
 
 
@@ -115,6 +116,7 @@ def page_context(request, project, policy, values=None, errors=None):
         }
     selected = str(values.get('ml_backend') or '')
     backends = backend_rows(project, selected)
+    stream = stream_state(project)
     return {
         'project': project,
         'policy': policy,
@@ -123,7 +125,9 @@ def page_context(request, project, policy, values=None, errors=None):
         'backends': backends,
         'rows': rows,
         'curve': curve_of(project),
-        'stream': stream_state(project),
+        'stream': stream,
+        'stream_values': {name: getattr(stream['policy'], name) for name in ('diverse', 'warmup_annotations')},
+        'stream_errors': {},
         'going': going,
         'refresh_seconds': REFRESH_SECONDS if going else None,
         'notice': NOTICES.get(request.GET.get('done', '')),
@@ -142,6 +146,24 @@ def error_messages(errors):
     return messages
 
 
+def stream_form(request, project, policy, url):
+    """The stream's warm-up and diversity, saved through scoring's own validation and service."""
+    from ls_extensions.scoring import services
+    from ls_extensions.scoring.serializers import PolicyUpdateSerializer
+
+    data = {
+        'diverse': 'diverse' in request.POST,
+        'warmup_annotations': request.POST.get('warmup_annotations', '').strip(),
+    }
+    serializer = PolicyUpdateSerializer(data=data)
+    if serializer.is_valid():
+        services.change_policy(project, serializer.validated_data)
+        return redirect(f'{url}?done=stream')
+    context = page_context(request, project, policy)
+    context.update(stream_values=data, stream_errors=error_messages(serializer.errors))
+    return render(request, 'ls_ext_retraining/page.html', context, status=400)
+
+
 @login_required
 @require_http_methods(['GET', 'POST'])
 def retraining_page(request, pk):
@@ -154,6 +176,8 @@ def retraining_page(request, pk):
         if action == 'retrain':
             policy = triggers.trigger_now(project.id, 'manual (page)')
             return redirect(f'{url}?done={"queued" if policy.running else "requested"}')
+        if action == 'stream':
+            return stream_form(request, project, policy, url)
         data = form_data(request.POST)
         serializer = PolicySerializer(policy, data=data, partial=True)
         if serializer.is_valid():

@@ -99,18 +99,7 @@ class UncertaintyPolicyAPI(ScoringProjectAPI):
         project = self.get_project()
         serializer = PolicyUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        changes = serializer.validated_data
-        policy = services.get_policy(project.id)
-        edited = [name for name in ('measure', 'pinned_version', 'diverse', 'warmup_annotations') if name in changes]
-        for name in edited:
-            setattr(policy, name, changes[name])
-        if changes.get('diverse'):  # tasks labeled meanwhile get their clusters (clusters.backfill_annotated)
-            policy.clusters_backfilled = False
-            edited.append('clusters_backfilled')
-        policy.save(update_fields=[*edited, 'updated_at'])
-        if 'stream' in changes:
-            services.choose_stream(project, changes['stream'])
-        services.reconcile(project.id, 'policy changed')
+        services.change_policy(project, serializer.validated_data)
         return Response(policy_report(project))
 
 

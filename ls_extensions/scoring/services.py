@@ -97,6 +97,23 @@ def choose_stream(project, on):
             project.save(update_fields=['sampling'])
 
 
+def change_policy(project, changes):
+    """Apply validated policy changes (``PolicyUpdateSerializer``: the API and the retraining page), then
+    queue the recompute they make necessary."""
+    policy = get_policy(project.id)
+    edited = [name for name in ('measure', 'pinned_version', 'diverse', 'warmup_annotations') if name in changes]
+    for name in edited:
+        setattr(policy, name, changes[name])
+    if changes.get('diverse'):  # tasks labeled meanwhile get their clusters (clusters.backfill_annotated)
+        policy.clusters_backfilled = False
+        edited.append('clusters_backfilled')
+    policy.save(update_fields=[*edited, 'updated_at'])
+    if 'stream' in changes:
+        choose_stream(project, changes['stream'])
+    reconcile(project.id, 'policy changed')
+    return policy
+
+
 def serves_stream(project, policy=None):
     """Our stream serves this project's next tasks: it chose ours and its sampling is "Uncertainty sampling"."""
     if project.sampling != project.UNCERTAINTY:

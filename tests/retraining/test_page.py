@@ -308,3 +308,33 @@ def test_retrain_now_needs_no_selected_task_and_the_dialog_names_no_placeholder(
 
     action = settings.DATA_MANAGER_ACTIONS['retrain_now']
     assert '<id>' not in action['dialog']['text'] and '"Retraining"' in action['dialog']['text']
+
+
+def test_the_stream_form_sets_warm_up_and_diversity(client_owner, image_project):
+    from ls_extensions.scoring.models import ScoringPolicy
+
+    form = {'action': 'stream', 'diverse': 'on', 'warmup_annotations': '35'}
+    response = client_owner.post(page_url(image_project), form)
+    assert response.status_code == 302 and response['Location'].endswith('?done=stream')
+    policy = ScoringPolicy.objects.get(project=image_project)
+    assert (policy.diverse, policy.warmup_annotations) == (True, 35)
+    html = client_owner.get(response['Location']).content.decode()
+    assert 'Stream settings saved.' in html and 'name="diverse" checked' in html and 'value="35"' in html
+
+    refused = client_owner.post(page_url(image_project), {'action': 'stream', 'warmup_annotations': '-3'})
+    assert refused.status_code == 400
+    html = refused.content.decode()
+    assert (
+        'The stream settings were not saved' in html and 'greater than or equal to 0' in html and 'value="-3"' in html
+    )
+    policy.refresh_from_db()
+    assert (policy.diverse, policy.warmup_annotations) == (True, 35)
+
+
+def test_predict_labeled_is_saved_from_the_form(client_owner, image_project):
+    from ls_extensions.retraining.models import RetrainingPolicy
+
+    assert client_owner.post(page_url(image_project), valid_form(predict_labeled='on')).status_code == 302
+    assert RetrainingPolicy.objects.get(project=image_project).predict_labeled
+    html = client_owner.get(page_url(image_project)).content.decode()
+    assert 'name="predict_labeled" checked' in html
