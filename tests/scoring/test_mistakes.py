@@ -161,3 +161,16 @@ def test_label_studios_retrieve_predictions_action_scores_labeled_tasks(client_o
     body = client_owner.get(f'/api/projects/{image_project.id}/mistakes/').json()
     assert body['model_version'] == 'stub.v0'
     assert [(row['task'], row['kinds']) for row in body['results']] == [(tasks[0].id, '1 missing, 1 spurious')]
+
+
+def test_a_video_task_is_compared_frame_by_frame_and_names_its_worst_frames(client_owner, video_project, user):
+    from tasks.models import Task
+
+    from tests.scoring.test_disagreement import track
+
+    task = Task.objects.create(project=video_project, data={'video': '/data/upload/1/fish.mp4'})
+    annotate(task, user, [track('fish', [(1, 10, True), (20, 10, True), (40, 20, False)])])  # ends at 40
+    predict(task, 'v1', result=[track('fish', [(1, 10, True), (50, 10, False)], score=0.9)])  # sees it to 50
+    (row,) = client_owner.get(f'/api/projects/{video_project.id}/mistakes/').json()['results']
+    assert row['kinds'] == 'missing on 10 frames, off on 6 frames' and row['missing'] == 10
+    assert len(row['worst_frames']) == 5 and set(row['worst_frames']) <= set(range(35, 51))
