@@ -80,12 +80,17 @@ class Disagreement:
     @property
     def kinds(self):
         """The counts in words, most frequent kinds first: "2 missing, 1 off" ('' when it agrees)."""
-        counts = sorted(((n, kind) for kind, n in self.counts.items() if n), key=lambda c: (-c[0], KINDS.index(c[1])))
-        return ', '.join(f'{n} {KIND_WORDS[kind]}' for n, kind in counts)
+        return in_words(self.counts, '{n} {kind}')
 
     @property
     def worst_frames(self):
         return []  # an image has no frames
+
+
+def in_words(counts, template):
+    """Non-zero counts, most frequent kinds first, each as ``template`` with ``n``, ``kind`` and a plural ``s``."""
+    shown = sorted(((n, kind) for kind, n in counts.items() if n), key=lambda c: (-c[0], KINDS.index(c[1])))
+    return ', '.join(template.format(n=n, kind=KIND_WORDS[kind], s='s' * (n != 1)) for n, kind in shown)
 
 
 def combined(weights):
@@ -136,17 +141,25 @@ def boxes_of(result, scored=False):
     return boxes
 
 
-def iou_matrix(a, b):
-    """IoU of every box of ``a`` with every box of ``b``: shape (len(a), len(b))."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
+def _overlaps(a, b):
+    """Intersection areas of every box of ``a`` with every box of ``b``, and the areas of both."""
     p = np.array([(box.x1, box.y1, box.x2, box.y2) for box in a])[:, None, :]
     q = np.array([(box.x1, box.y1, box.x2, box.y2) for box in b])[None, :, :]
     width = np.clip(np.minimum(p[..., 2], q[..., 2]) - np.maximum(p[..., 0], q[..., 0]), 0, None)
     height = np.clip(np.minimum(p[..., 3], q[..., 3]) - np.maximum(p[..., 1], q[..., 1]), 0, None)
-    inter = width * height
-    union = (p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1]) + (q[..., 2] - q[..., 0]) * (q[..., 3] - q[..., 1])
-    union = union - inter
+    return (
+        width * height,
+        (p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1]),
+        (q[..., 2] - q[..., 0]) * (q[..., 3] - q[..., 1]),
+    )
+
+
+def iou_matrix(a, b):
+    """IoU of every box of ``a`` with every box of ``b``: shape (len(a), len(b))."""
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    inter, area_a, area_b = _overlaps(a, b)
+    union = area_a + area_b - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
@@ -154,12 +167,8 @@ def inside_matrix(a, b):
     """Share of each box of ``a`` that lies inside each box of ``b``: shape (len(a), len(b))."""
     if not a or not b:
         return np.zeros((len(a), len(b)))
-    p = np.array([(box.x1, box.y1, box.x2, box.y2) for box in a])[:, None, :]
-    q = np.array([(box.x1, box.y1, box.x2, box.y2) for box in b])[None, :, :]
-    width = np.clip(np.minimum(p[..., 2], q[..., 2]) - np.maximum(p[..., 0], q[..., 0]), 0, None)
-    height = np.clip(np.minimum(p[..., 3], q[..., 3]) - np.maximum(p[..., 1], q[..., 1]), 0, None)
-    area = (p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1])
-    return width * height / area
+    inter, area_a, _ = _overlaps(a, b)
+    return inter / area_a
 
 
 def _greedy(iou, allowed, threshold):
@@ -241,8 +250,8 @@ class VideoDisagreement:
 
     @property
     def kinds(self):
-        counts = sorted(((n, kind) for kind, n in self.counts.items() if n), key=lambda c: (-c[0], KINDS.index(c[1])))
-        return ', '.join(f'{KIND_WORDS[kind]} on {n} frame{"s" * (n != 1)}' for n, kind in counts)
+        """Frames per kind in words: "missing on 10 frames, off on 1 frame"."""
+        return in_words(self.counts, '{kind} on {n} frame{s}')
 
     @property
     def worst_frames(self):
