@@ -72,7 +72,7 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp('readme')
     data = root / 'data'
     data.mkdir()
-    shutil.copy(migrated_database(tmp_path_factory.mktemp('readme-template-db')), data / 'label_studio.sqlite3')
+    shutil.copy(migrated_database(tmp_path_factory), data / 'label_studio.sqlite3')
     frames = root / 'deepfish' / 'site' / 'cam1'
     frames.mkdir(parents=True)
     for i in range(4):

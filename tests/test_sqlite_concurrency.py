@@ -59,7 +59,7 @@ def rows(db_path, sql, *args):
 
 @pytest.fixture(scope='module')
 def ls_and_worker(tmp_path_factory):
-    template = migrated_database(tmp_path_factory.mktemp('sqlite-template-db'))
+    template = migrated_database(tmp_path_factory)
     env = {**ENV, 'LS_EXT_RETRAINING_SWEEP_SECONDS': '3', 'LS_EXT_SCORING_SWEEP_SECONDS': '3'}
     with LabelStudioServer(tmp_path_factory.mktemp('ls-sqlite'), template, env=env) as ls:
         with Worker(ls.data_dir, {**env, 'LABEL_STUDIO_HOST': ls.url}) as worker:

@@ -8,7 +8,7 @@ from tests.support.server import migrated_database
 
 @pytest.fixture(scope='session')
 def template_db(tmp_path_factory):
-    return migrated_database(tmp_path_factory.mktemp('template-db'))
+    return migrated_database(tmp_path_factory)
 
 
 @pytest.fixture(scope='session')

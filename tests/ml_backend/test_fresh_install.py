@@ -33,7 +33,7 @@ LS_ENV = {
 
 @pytest.fixture(scope='module')
 def template_db(tmp_path_factory):
-    return migrated_database(tmp_path_factory.mktemp('fresh-template-db'))
+    return migrated_database(tmp_path_factory)
 
 
 def manage_py_model_server(workdir, ls_port, data_dir):

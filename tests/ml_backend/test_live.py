@@ -41,7 +41,7 @@ LS_ENV = {
 
 @pytest.fixture(scope='module')
 def template_db(tmp_path_factory):
-    return migrated_database(tmp_path_factory.mktemp('ml-template-db'))
+    return migrated_database(tmp_path_factory)
 
 
 def _make_project(api, images):

@@ -37,7 +37,7 @@ BY_ADDRESS = 'http://[3fff::5]:9090'
 
 @pytest.fixture(scope='module')
 def template_db(tmp_path_factory):
-    return migrated_database(tmp_path_factory.mktemp('egress-template-db'))
+    return migrated_database(tmp_path_factory)
 
 
 def insert_backend(db_path, project_id, url, title):

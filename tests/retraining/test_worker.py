@@ -43,7 +43,7 @@ FINISHED = ('succeeded', 'failed')
 
 @pytest.fixture(scope='module')
 def template_db(tmp_path_factory):
-    return migrated_database(tmp_path_factory.mktemp('retraining-template-db'))
+    return migrated_database(tmp_path_factory)
 
 
 @pytest.fixture(scope='module')

@@ -75,7 +75,7 @@ class UI:
 
 @pytest.fixture(scope='module')
 def ui(tmp_path_factory):
-    template = migrated_database(tmp_path_factory.mktemp('scoring-template-db'))
+    template = migrated_database(tmp_path_factory)
     record = WalkRecord()
     server = LabelStudioServer(tmp_path_factory.mktemp('scoring-ui'), template)
     # the uncertainty jobs run on Celery, as with `make run`: a worker on the server's data dir and broker

@@ -36,7 +36,7 @@ def wait_report(api, project, done, timeout=120):
 
 
 def test_the_web_process_queues_and_a_worker_scores(tmp_path_factory):
-    template = migrated_database(tmp_path_factory.mktemp('scoring-worker-template-db'))
+    template = migrated_database(tmp_path_factory)
     with LabelStudioServer(tmp_path_factory.mktemp('scoring-worker'), template, env=ENV) as ls:
         api = TokenApi(ls.url, TOKEN, expect=(200, 201, 202))
         project = api('POST', '/api/projects', json={'title': 'scored', 'label_config': IMAGE_BOXES})['id']

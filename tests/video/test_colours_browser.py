@@ -91,7 +91,7 @@ def decode(result):
 
 @pytest.fixture(scope='module')
 def template_db(tmp_path_factory):
-    return migrated_database(tmp_path_factory.mktemp('template-db'))
+    return migrated_database(tmp_path_factory)
 
 
 def write_sources(root):

@@ -27,7 +27,7 @@ FAST = {'LS_EXT_VIDEO_CONVERSION_STALE_SECONDS': '10', 'LS_EXT_VIDEO_CONVERSION_
 
 @pytest.fixture(scope='module')
 def ls(tmp_path_factory):
-    template = migrated_database(tmp_path_factory.mktemp('video-worker-template-db'))
+    template = migrated_database(tmp_path_factory)
     with LabelStudioServer(tmp_path_factory.mktemp('ls'), template, env={**ENV, **FAST}) as server:
         yield server
 
