@@ -25,7 +25,7 @@ import requests  # noqa: E402
 
 from tests.label_configs import IMAGE_BOXES  # noqa: E402
 from tests.retraining.support import ENV  # noqa: E402
-from tests.support.server import LabelStudioServer, migrated_database  # noqa: E402
+from tests.support.server import LabelStudioServer, migrated_database_in  # noqa: E402
 
 TOKEN = ENV['LABEL_STUDIO_USER_TOKEN']
 RESULT = [
@@ -82,7 +82,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix='ls-ext-bench-') as tmp:
         tmp = Path(tmp)
         print('migrating a template database ...', flush=True)
-        template = migrated_database(tmp / 'template')
+        template = migrated_database_in(tmp / 'template')
         with (
             LabelStudioServer(tmp / 'stock', template, stock=True, env=ENV) as stock,
             LabelStudioServer(tmp / 'off', template, env=ENV) as off,

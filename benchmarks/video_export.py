@@ -221,7 +221,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix='ls-ext-bench-'))
     print(f'workload: {videos} videos x {tracks} tracks x {frames} frames; Label Studio stages on {ls_videos} videos')
     try:
-        template = server_support.migrated_database(work / 'template')
+        template = server_support.migrated_database_in(work / 'template')
         data_dir = work / 'data'
         data_dir.mkdir()
         shutil.copy(template, data_dir / 'label_studio.sqlite3')

@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from tests.support.process import ManagedProcess, answers_200
@@ -30,28 +31,36 @@ def free_port():
         return s.getsockname()[1]
 
 
-def migrated_database(tmp_path_factory):
-    """One migrated SQLite file for the whole test session; each server starts from a copy (a migrate of Label
-    Studio's schema costs half a minute here, a minute on CI). Migrated in a scratch folder and moved into place
-    only once complete, so a migrate that failed leaves nothing a later server could start from."""
-    db = tmp_path_factory.getbasetemp() / 'label-studio-template' / 'label_studio.sqlite3'
+def migrated_database_in(folder):
+    """A migrated SQLite file in ``folder``, made once; servers start from copies of it. Migrated in a scratch
+    folder and moved into place only once complete, so a migrate that failed leaves nothing to start from."""
+    db = Path(folder) / 'label_studio.sqlite3'
     if not db.exists():
-        scratch = tmp_path_factory.mktemp('migrating')
+        scratch = Path(tempfile.mkdtemp(prefix='migrating-'))
         env = {
             **no_database_env(),
             'DJANGO_SETTINGS_MODULE': 'settings.offline',
             'LABEL_STUDIO_BASE_DATA_DIR': str(scratch),
         }
-        subprocess.run(
-            [str(BIN / 'python'), str(REPO / 'manage.py'), 'migrate', '--no-input'],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=900,
-        )
-        db.parent.mkdir(exist_ok=True)
-        shutil.move(scratch / 'label_studio.sqlite3', db)
+        try:
+            subprocess.run(
+                [str(BIN / 'python'), str(REPO / 'manage.py'), 'migrate', '--no-input'],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=900,
+            )
+            db.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(scratch / 'label_studio.sqlite3', db)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return db
+
+
+def migrated_database(tmp_path_factory):
+    """One migrated database for the whole test session (a migrate of Label Studio's schema costs half a minute
+    here, a minute on CI: once, not once per module)."""
+    return migrated_database_in(tmp_path_factory.getbasetemp() / 'label-studio-template')
 
 
 class LabelStudioServer(ManagedProcess):
