@@ -12,6 +12,8 @@ Per kind: precision of the first k tasks of the ranking (how many hold an inject
 k = the number of tasks given that kind's error; ``any``: the overall ranking against every injected
 error. Random order's precision is that kind's share of the tasks; the stored uncertainty, ranking the
 same labelled tasks, is the other baseline (does disagreement add anything to "the model is unsure?").
+Last, what the comparison adds to an annotation save (the signal that refreshes the task's row), against the
+same saves with that receiver disconnected, in the same process.
 
     .venv/bin/python benchmarks/mistakes.py            # 3 seeds of 200 tasks, 5% of each kind
 """
@@ -169,6 +171,32 @@ def by_uncertainty(project):
     return list(rows.values_list('task_id', flat=True))
 
 
+def save_cost(ids, rounds=3, per_round=40):
+    """ms per annotation save on labeled, predicted tasks: with our comparison (the signal that refreshes the
+    task's row) and without it (Label Studio's save alone), interleaved rounds in the same process."""
+    from django.db.models.signals import post_save
+    from tasks.models import Annotation
+
+    from ls_extensions.scoring import signals
+
+    annotations = list(Annotation.objects.filter(task_id__in=ids[:per_round]))
+    hook = {'sender': Annotation, 'dispatch_uid': 'ls_ext_scoring_annotation_saved'}
+    times = {'with the comparison': [], 'without it': []}
+    for _ in range(rounds):
+        for name in times:
+            if name == 'without it':
+                post_save.disconnect(**hook)
+            try:
+                started = time.perf_counter()
+                for annotation in annotations:
+                    annotation.save()
+                times[name].append((time.perf_counter() - started) * 1000 / len(annotations))
+            finally:
+                if name == 'without it':
+                    post_save.connect(signals.annotation_saved, **hook)
+    return {name: float(np.median(values)) for name, values in times.items()}
+
+
 # -- the run ---------------------------------------------------------------------------------------------
 
 
@@ -195,7 +223,12 @@ def run(args):
             )
             table[kind]['uncertainty'].append(precision_at(uncertain, wanted, k))
         print(f'seed {seed}: ' + ' '.join(f'{kind} {table[kind]["ours"][-1]:.2f}' for kind in table), flush=True)
+    cost = save_cost(ids)
     report(table, injected, time.monotonic() - started, args)
+    base = cost['without it']
+    print('\nannotation save on a labeled, predicted task (in-process, SQLite, median of 3 rounds of 40):')
+    for name, ms in cost.items():
+        print(f'{name:>20s} {ms:7.2f} ms  {ms / base:5.2f}x')
 
 
 def report(table, injected, seconds, args):
