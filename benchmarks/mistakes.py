@@ -134,7 +134,7 @@ def make_project(user, pool, name):
 
 def predict(adapter, project, ids, pool):
     """The model's boxes on every task as predictions of version 'v1' (the product's signals compare them)."""
-    from tasks.models import Prediction, Task
+    from tasks.models import Prediction
 
     from ls_extensions.ml_backend.labels import rectangle_region
 
@@ -150,9 +150,7 @@ def predict(adapter, project, ids, pool):
             for d in detections
         ]
         score = min((d.score for d in detections), default=0.0)
-        Prediction.objects.create(
-            task=Task.objects.get(pk=task_id), project=project, model_version='v1', score=score, result=regions
-        )
+        Prediction.objects.create(task_id=task_id, project=project, model_version='v1', score=score, result=regions)
 
 
 def ranking(client, project, kind=None):

@@ -107,7 +107,7 @@ def review_likely_mistakes_first(project, queryset, **kwargs):
     if refusal:
         return refusal
     request = kwargs.get('request')
-    tab = next((v for v in View.objects.filter(project=project) if (v.data or {}).get(MISTAKES_TAB_KEY)), None)
+    tab = View.objects.filter(project=project, **{f'data__{MISTAKES_TAB_KEY}': 'mistakes'}).order_by('id').first()
     serializer = ViewSerializer(tab, data={'project': project.id, 'data': mistakes_tab_data()})
     serializer.is_valid(raise_exception=True)
     tab = serializer.save(**({} if tab else {'user': getattr(request, 'user', None)}))

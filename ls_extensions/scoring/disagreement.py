@@ -69,10 +69,6 @@ class Disagreement:
     def count(self, kind):
         return sum(f.kind == kind for f in self.findings)
 
-    def kind_value(self, kind):
-        """The value from one kind's findings alone (a ranking per kind)."""
-        return combined(f.weight for f in self.findings if f.kind == kind)
-
     @property
     def counts(self):
         return {kind: self.count(kind) for kind in KINDS}
@@ -106,6 +102,11 @@ def _number(value, default=None):
     return float(value)
 
 
+def _score(item):
+    """A predicted region's ``score`` in [0, 1]; none readable counts as 0 (it cannot make a confident finding)."""
+    return min(1.0, max(0.0, _number(item.get('score'), 0.0)))
+
+
 def _label(value):
     labels = value.get('rectanglelabels') or value.get('labels') or []
     return str(labels[0]) if isinstance(labels, list) and labels else ''
@@ -130,11 +131,10 @@ def box_of(item, score=1.0):
 
 
 def boxes_of(result, scored=False):
-    """The boxes of a Label Studio result list; ``scored``: a prediction's, whose items carry a ``score``
-    (an item without a readable score counts as 0: it cannot make a confident finding)."""
+    """The boxes of a Label Studio result list; ``scored``: a prediction's, whose items carry a ``score``."""
     boxes = []
     for item in result if isinstance(result, list) else []:
-        score = min(1.0, max(0.0, _number(item.get('score'), 0.0))) if scored and isinstance(item, dict) else 1.0
+        score = _score(item) if scored and isinstance(item, dict) else 1.0
         box = box_of(item, score)
         if box is not None:
             boxes.append(box)
@@ -245,9 +245,6 @@ class VideoDisagreement:
         """Frames showing each kind."""
         return {kind: sum(bool(d.count(kind)) for d in self.frames.values()) for kind in KINDS}
 
-    def kind_value(self, kind):
-        return max((d.kind_value(kind) for d in self.frames.values()), default=0.0)
-
     @property
     def kinds(self):
         """Frames per kind in words: "missing on 10 frames, off on 1 frame"."""
@@ -271,7 +268,7 @@ def _tracks(result, scored):
         if item.get('type') != 'videorectangle' or not isinstance(value, dict):
             continue
         labels = region_labels(item, value, companions)
-        score = min(1.0, max(0.0, _number(item.get('score'), 0.0))) if scored else 1.0
+        score = _score(item) if scored else 1.0
         tracks.append((str(labels[0]) if labels else '', score, value.get('sequence')))
         count = _number(value.get('framesCount'))
         if count and count > 0:

@@ -293,19 +293,21 @@ def write_scores(project_id, predictions, generation=None, tally=None):
     return True
 
 
-def rescore_tasks(project_id, task_ids, tally=None):
-    """Recompute the given tasks from their newest prediction of the active version (or drop the row)."""
+def newest_of_version(project_id, task_ids, version):
+    """task id -> the newest prediction dict of ``version`` of each of the given tasks that has one."""
     from tasks.models import Prediction
 
+    predictions = Prediction.objects.filter(task_id__in=task_ids, project_id=project_id).filter(version_q(version))
+    return newest_per_task(predictions.values(*PREDICTION_FIELDS))
+
+
+def rescore_tasks(project_id, task_ids, tally=None):
+    """Recompute the given tasks from their newest prediction of the active version (or drop the row)."""
     with transaction.atomic():
         policy = lock_policy(project_id)
         if policy.active_measure is None:
             return policy
-        newest = newest_per_task(
-            Prediction.objects.filter(task_id__in=task_ids, project_id=project_id)
-            .filter(version_q(policy.active_version))
-            .values(*PREDICTION_FIELDS)
-        )
+        newest = newest_of_version(project_id, task_ids, policy.active_version)
         TaskUncertainty.objects.filter(task_id__in=task_ids).delete()
         upsert_rows(rows_for(project_id, newest, policy, tally))
         mistakes.refresh(project_id, policy.active_version, task_ids, newest)
@@ -345,18 +347,18 @@ def prediction_deleted(prediction):
 
 def annotation_changed(annotation):
     """An annotation was saved or deleted: compare its task again with the active version's newest prediction."""
-    from tasks.models import Prediction
-
     project_id = annotation.project_id
-    if project_id is None or not ScoringPolicy.objects.filter(project_id=project_id, active_measure__isnull=False):
+    scored = ScoringPolicy.objects.filter(project_id=project_id, active_measure__isnull=False)
+    if project_id is None or not scored.exists():
         return  # nothing is scored in this project (yet): its first recompute compares every labeled task
     with transaction.atomic():
         policy = lock_policy(project_id)
         if policy.active_measure is None:
             return
-        newest = Prediction.objects.filter(task_id=annotation.task_id, project_id=project_id)
-        newest = newest.filter(version_q(policy.active_version)).order_by('-id').values(*PREDICTION_FIELDS)[:1]
-        mistakes.refresh(project_id, policy.active_version, [annotation.task_id], {p['task_id']: p for p in newest})
+        tasks = [annotation.task_id]
+        mistakes.refresh(
+            project_id, policy.active_version, tasks, newest_of_version(project_id, tasks, policy.active_version)
+        )
 
 
 # --- reading ------------------------------------------------------------------------------------
