@@ -8,6 +8,7 @@ import sys
 from ls_extensions.ml_backend.adapters import DEFAULT_ADAPTER
 from ls_extensions.ml_backend.adapters.base import AdapterError
 from ls_extensions.ml_backend.http_input import DEFAULT_MAX_BODY
+from ls_extensions.ml_backend.labels import DEFAULT_SCORE_THRESHOLD
 from ls_extensions.ml_backend.lifecycle import ModelServer
 from ls_extensions.ml_backend.registry import RegistryError
 from ls_extensions.ml_backend.wsgi_app import CREDENTIALS_ENV, BindRefused, check_bind, serve
@@ -23,7 +24,7 @@ def add_arguments(parser):
     parser.add_argument('--port', type=int, default=9090)
     parser.add_argument('--adapter', default=DEFAULT_ADAPTER, help='dotted path of an Adapter subclass')
     parser.add_argument('--model-dir', help='versioned checkpoints (default ./ml-models/<config name>)')
-    parser.add_argument('--score-threshold', type=float, default=0.3)
+    parser.add_argument('--score-threshold', type=float, default=DEFAULT_SCORE_THRESHOLD)
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--keep', type=int, default=3, help='trained versions kept on disk')
     parser.add_argument('--threads', type=int, default=int(os.environ.get('LS_EXT_ML_THREADS', '1')))
@@ -79,7 +80,7 @@ def build_server(options):
         checkpoint=o.get('checkpoint'),
         device=o.get('device') or 'cpu',
         model_dir=o.get('model_dir'),
-        score_threshold=o.get('score_threshold', 0.3),
+        score_threshold=o.get('score_threshold', DEFAULT_SCORE_THRESHOLD),
         batch_size=o.get('batch_size', 8),
         keep=o.get('keep', 3),
         allowed_hosts=o.get('allowed_hosts') or '',

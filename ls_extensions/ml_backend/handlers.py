@@ -17,9 +17,8 @@ from ls_extensions.ml_backend.images import ImageError, ImageLoader
 from ls_extensions.ml_backend.labels import (
     LabelConfigError,
     LabelMap,
+    image_prediction,
     parse_controls,
-    rectangle_region,
-    task_score,
 )
 from ls_extensions.ml_backend.ls_client import LabelStudioClient, LabelStudioError, is_http_url
 from ls_extensions.ml_backend.registry import RegistryError
@@ -251,23 +250,7 @@ class ProtocolHandlers:
         return label_map.dropped if label_map is not None else {}
 
     def _to_prediction(self, detections, shape, control, label_map, version):
-        height, width = shape[:2]
-        regions = []
-        for det in detections:
-            if det.score < self.score_threshold:
-                continue
-            label = label_map.label_for(int(det.class_index))
-            if label is None:
-                continue
-            x1, y1 = max(0.0, float(det.x1)), max(0.0, float(det.y1))
-            x2, y2 = min(float(width), float(det.x2)), min(float(height), float(det.y2))
-            if x2 <= x1 or y2 <= y1:
-                continue
-            region = rectangle_region(
-                control.from_name, control.to_name, x1, y1, x2 - x1, y2 - y1, width, height, label
-            )
-            regions.append({'id': uuid.uuid4().hex[:10], **region, 'score': round(float(det.score), 4)})
-        return {'result': regions, 'score': task_score(regions), 'model_version': version}
+        return image_prediction(detections, shape, control, label_map, version, self.score_threshold)
 
     def webhook(self, body):
         action = body.text('action')

@@ -10,11 +10,15 @@ that map to no label are dropped and counted. Labels of a video map to classes e
 """
 
 import re
+import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 
 from ls_extensions.video.export.config import ui_frame_rate
+
+DEFAULT_SCORE_THRESHOLD = 0.3
+"""Detections scoring below this are not predicted (the model server's ``--score-threshold`` default)."""
 
 
 class LabelConfigError(ValueError):
@@ -242,3 +246,24 @@ def task_score(regions):
     uncertainty measures rank an empty prediction by their own rule ("nothing found": 0.0, last) rather than
     as a prediction of score 0 (1.0, first)."""
     return round(sum(r['score'] for r in regions) / len(regions), 4) if regions else None
+
+
+def image_prediction(detections, shape, control, label_map, version, score_threshold):
+    """The model server's prediction for one image: each detection at or above ``score_threshold`` whose class
+    maps to a label, clipped to the image, as a scored region; one function, so that the benchmarks store
+    exactly what the server returns."""
+    height, width = shape[:2]
+    regions = []
+    for det in detections:
+        if det.score < score_threshold:
+            continue
+        label = label_map.label_for(int(det.class_index))
+        if label is None:
+            continue
+        x1, y1 = max(0.0, float(det.x1)), max(0.0, float(det.y1))
+        x2, y2 = min(float(width), float(det.x2)), min(float(height), float(det.y2))
+        if x2 <= x1 or y2 <= y1:
+            continue
+        region = rectangle_region(control.from_name, control.to_name, x1, y1, x2 - x1, y2 - y1, width, height, label)
+        regions.append({'id': uuid.uuid4().hex[:10], **region, 'score': round(float(det.score), 4)})
+    return {'result': regions, 'score': task_score(regions), 'model_version': version}

@@ -14,6 +14,7 @@ from ls_extensions.ml_backend.adapters import DEFAULT_ADAPTER
 from ls_extensions.ml_backend.adapters.base import AdapterError, load_adapter_class
 from ls_extensions.ml_backend.handlers import ProtocolHandlers
 from ls_extensions.ml_backend.http_input import DEFAULT_MAX_BODY
+from ls_extensions.ml_backend.labels import DEFAULT_SCORE_THRESHOLD
 from ls_extensions.ml_backend.registry import ModelRegistry
 from ls_extensions.ml_backend.training import Trainer
 from ls_extensions.ml_backend.video_dataset import sampling_from_options
@@ -31,7 +32,7 @@ class ModelServer(ProtocolHandlers, WsgiApp):
         checkpoint=None,
         device='cpu',
         model_dir=None,
-        score_threshold=0.3,
+        score_threshold=DEFAULT_SCORE_THRESHOLD,
         batch_size=8,
         keep=3,
         allowed_hosts='',
