@@ -77,7 +77,7 @@ def label_most_uncertain_first(project, queryset, **kwargs):
 
 
 MISTAKES_TAB = 'Likely mistakes'
-MISTAKES_TAB_KEY = 'ls_ext_tab'  # marks the tab in ``View.data``, so the action finds it again whatever its title
+TAB_KEY = 'ls_ext_tab'  # marks our tabs in ``View.data``, so an action finds its tab again whatever its title
 
 
 def mistakes_tab_data():
@@ -86,7 +86,6 @@ def mistakes_tab_data():
 
     return {
         'title': MISTAKES_TAB,
-        MISTAKES_TAB_KEY: 'mistakes',
         'ordering': [f'-tasks:{MISTAKE}'],
         'filters': {
             'conjunction': 'and',
@@ -96,21 +95,25 @@ def mistakes_tab_data():
     }
 
 
+def open_tab(project, request, key, data):
+    """Create the project's tab marked ``key`` (``TAB_KEY`` in ``View.data``), or reset it to ``data``."""
+    from data_manager.models import View
+    from data_manager.serializers import ViewSerializer
+
+    tab = View.objects.filter(project=project, **{f'data__{TAB_KEY}': key}).order_by('id').first()
+    serializer = ViewSerializer(tab, data={'project': project.id, 'data': {**data, TAB_KEY: key}})
+    serializer.is_valid(raise_exception=True)
+    return serializer.save(**({} if tab else {'user': getattr(request, 'user', None)}))
+
+
 def review_likely_mistakes_first(project, queryset, **kwargs):
     """Create (or reset) the project's "Likely mistakes" tab: labeled tasks the current model disagrees with,
     the likeliest mistake first, so that the review (the tab's list and the labeling view's arrows, which
     walk the tab in its order) starts where a mistake is likeliest."""
-    from data_manager.models import View
-    from data_manager.serializers import ViewSerializer
-
     refusal = action_refusal(project, kwargs)
     if refusal:
         return refusal
-    request = kwargs.get('request')
-    tab = View.objects.filter(project=project, **{f'data__{MISTAKES_TAB_KEY}': 'mistakes'}).order_by('id').first()
-    serializer = ViewSerializer(tab, data={'project': project.id, 'data': mistakes_tab_data()})
-    serializer.is_valid(raise_exception=True)
-    tab = serializer.save(**({} if tab else {'user': getattr(request, 'user', None)}))
+    tab = open_tab(project, kwargs.get('request'), 'mistakes', mistakes_tab_data())
     services.reconcile(project.id, 'likely mistakes reviewed')
     scored = TaskMistake.objects.filter(project_id=project.id, value__gt=0).count()
     return {
@@ -119,6 +122,38 @@ def review_likely_mistakes_first(project, queryset, **kwargs):
         'detail': f'The "{MISTAKES_TAB}" tab lists the {scored} labeled tasks the current model disagrees with, the '
         'likeliest mistake first. Tasks need a prediction of the current version: predict labeled tasks with '
         '"Retrieve Predictions" or the retraining policy\'s "Predict labeled tasks"',
+    }
+
+
+DIVERSE_TAB = 'Diverse order'
+
+
+def diverse_tab_data():
+    """The most uncertain unlabeled task of each group of near-duplicates first (``dm.annotate_diverse_order``),
+    labeled tasks last. Not filtered to unlabeled tasks: the labeled ones must be in the tab's rows for their
+    groups to count as covered."""
+    from ls_extensions.scoring.dm import DIVERSE_ORDER, UNCERTAINTY
+
+    return {
+        'title': DIVERSE_TAB,
+        'ordering': [f'tasks:{DIVERSE_ORDER}'],
+        'columnsDisplayType': {DIVERSE_ORDER: 'Number', UNCERTAINTY: 'Number'},
+    }
+
+
+def order_diverse_uncertain_first(project, queryset, **kwargs):
+    """Turn diversity on (the stream, and the clusters of every task) and open the "Diverse order" tab."""
+    refusal = action_refusal(project, kwargs)
+    if refusal:
+        return refusal
+    services.change_policy(project, {'diverse': True})
+    tab = open_tab(project, kwargs.get('request'), 'diverse', diverse_tab_data())
+    return {
+        'reload': True,
+        'tab': tab.id,
+        'detail': f'The "{DIVERSE_TAB}" tab lists the unlabeled tasks, the most uncertain of each group of '
+        'near-duplicate images first, labeled tasks last; Label All Tasks serves them the same way when it serves by uncertainty. '
+        'Tasks not grouped yet are grouped in the background',
     }
 
 
@@ -160,6 +195,19 @@ def register():
             'title': 'Review likely mistakes first',
             'text': f'Open a "{MISTAKES_TAB}" tab: the labeled tasks whose annotation the current model disagrees '
             'with (boxes possibly missing, spurious, off or with a wrong label), the likeliest mistake first.',
+            'type': 'confirm',
+        },
+    )
+    register_action(
+        order_diverse_uncertain_first,
+        'Order diverse, most uncertain first',
+        order=98,
+        permission=all_permissions.projects_change,
+        dialog={
+            'title': 'Order diverse, most uncertain first',
+            'text': f'Open a "{DIVERSE_TAB}" tab: the unlabeled tasks, the most uncertain of each group of '
+            'near-duplicate images (neighbouring video frames, burst shots) first, so that nobody labels the same '
+            'scene twice in a row. Label All Tasks serves them the same way when it serves by uncertainty.',
             'type': 'confirm',
         },
     )

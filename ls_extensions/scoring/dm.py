@@ -10,12 +10,17 @@
 - ``DATA_MANAGER_CUSTOM_FILTER_EXPRESSIONS`` -> :func:`custom_filter_expressions` turns range filters
   on "Uncertainty" into index range scans.
 - ``TASK_SERIALIZER`` (``task_serializer.py``) lets the values reach the table.
+
+"Diverse order" (projects whose policy is ``diverse``) is the one column computed per page rather than
+stored: a task's place among the near-duplicates of its cluster (``clusters.py``) that the tab shows, so
+that it follows the tab's filters; see :func:`annotate_diverse_order`.
 """
 
 import copy
 import time
 
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Case, F, FloatField, OuterRef, Q, Subquery, Value, When, Window
+from django.db.models.functions import Coalesce, RowNumber
 
 from ls_extensions.scoring import conf, measures, ranking, scope
 from ls_extensions.scoring.models import TASK_RELATION
@@ -24,6 +29,7 @@ UNCERTAINTY = ranking.FIELD
 MODEL_VERSION = 'uncertainty_model_version'
 MISTAKE = 'mistake'
 MISTAKE_KINDS = 'mistake_kinds'
+DIVERSE_ORDER = 'diverse_order'
 TASK_PAGE_PATH = '/api/tasks'
 BASE_COLUMNS_TTL = 10.0  # seconds a page of tasks may reuse Label Studio's column list (see base_columns)
 _base_columns = {}
@@ -43,7 +49,7 @@ def columns_for(project_id):
     policy = services.get_policy(project_id)
     measure = policy.active_measure or policy.measure
     version = policy.active_version
-    return [
+    columns = [
         {
             'id': UNCERTAINTY,
             'title': 'Uncertainty',
@@ -85,6 +91,21 @@ def columns_for(project_id):
             'project_defined': False,
         },
     ]
+    if policy.diverse:
+        columns.append(
+            {
+                'id': DIVERSE_ORDER,
+                'title': 'Diverse order',
+                'type': 'Number',
+                'target': 'tasks',
+                'help': 'Sort ascending: the most uncertain unlabeled task of each group of near-duplicate images '
+                'first (whole part: the place in its group among the tasks shown, labeled ones counted first; '
+                'fraction: 1 - uncertainty)',
+                'visibility_defaults': {'explore': True, 'labeling': False},
+                'project_defined': False,
+            }
+        )
+    return columns
 
 
 def base_columns(project, *args, **kwargs):
@@ -177,11 +198,39 @@ def annotate_mistake_kinds(queryset):
     return queryset.annotate(**{MISTAKE_KINDS: stored('kinds', TaskMistake)})
 
 
+def annotate_diverse_order(queryset):
+    """Each unlabeled scored task's place in its cluster plus 1 - its uncertainty; labeled or unscored: NULL.
+
+    The place is a window over the rows the tab's filters leave (labeled tasks first, then most uncertain
+    first), so ascending order gives the most uncertain task of every uncovered cluster, then of every
+    covered one, then the second of each, and so on. A task without a cluster (an image not read yet, a
+    cloud URL) is a cluster of its own: signatures are >= 0, so ``-id`` never meets one. Computed per page:
+    a sort of the tab's rows (the cost is in the scoring README).
+    """
+    from ls_extensions.scoring.models import TaskCluster
+
+    value = stored('value')
+    group = Coalesce(stored('cluster', TaskCluster), -F('id'))
+    place = Window(
+        RowNumber(), partition_by=[group], order_by=[F('is_labeled').desc(), value.desc(nulls_last=True), 'id']
+    )
+    return queryset.annotate(
+        **{
+            DIVERSE_ORDER: Case(
+                When(is_labeled=True, then=Value(None)),
+                default=place + 1.0 - value,  # NULL without a value
+                output_field=FloatField(),
+            )
+        }
+    )
+
+
 ANNOTATIONS = {
     UNCERTAINTY: annotate_uncertainty,
     MODEL_VERSION: annotate_model_version,
     MISTAKE: annotate_mistake,
     MISTAKE_KINDS: annotate_mistake_kinds,
+    DIVERSE_ORDER: annotate_diverse_order,
 }
 
 RANGE_LOOKUPS = {

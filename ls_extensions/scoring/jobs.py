@@ -27,6 +27,7 @@ from ls_extensions.scoring.runner import runner
 logger = logging.getLogger(__name__)
 
 BATCH = 2000
+CLUSTER_BATCH = 200  # tasks whose images one batch reads
 FAILURES_IN_A_ROW = 3  # automatic re-queueing of a kind of job stops after this many failed in a row
 
 
@@ -78,7 +79,7 @@ def run_job(job_id):
         return RecomputeJob.objects.filter(pk=job_id).first()  # ran, running, or gone with its project
     job = RecomputeJob.objects.get(pk=job_id)
     try:
-        _with_retries(recompute if job.kind == RecomputeJob.RECOMPUTE else catch_up, job)
+        _with_retries(WORK[job.kind], job)
         job.status = RecomputeJob.DONE
     except Exception as exc:
         logger.exception('scoring job %s failed', job_id)
@@ -188,6 +189,39 @@ def catch_up(job):
         services.reconcile(job.project_id, 'new model version in imported predictions')
 
 
+def fill_clusters(job):
+    """Store the cluster of every task of the project that has none (``clusters.py``), so that the Data
+    Manager's "Diverse order" groups all of them, not only the tasks the stream has looked at."""
+    from tasks.models import Task
+
+    from ls_extensions.scoring import clusters
+
+    project = job.project
+    without = Task.objects.filter(project_id=project.id, ls_ext_cluster__isnull=True)
+    job.total, job.done = without.count(), 0
+    _save(job, 'total', 'done')
+    above = 0
+    while ids := list(without.filter(id__gt=above).order_by('id').values_list('id', flat=True)[:CLUSTER_BATCH]):
+        clusters.ensure(project, ids)
+        above = ids[-1]
+        job.done += len(ids)
+        _save(job, 'done')
+
+
+def queue_cluster_fill(project_id):
+    """The clusters job, when some task of the project has no cluster and none is queued, alive or failing."""
+    from tasks.models import Task
+
+    if busy(project_id, RecomputeJob.CLUSTERS) or failing(project_id, RecomputeJob.CLUSTERS):
+        return None
+    if not Task.objects.filter(project_id=project_id, ls_ext_cluster__isnull=True).exists():
+        return None
+    return enqueue(project_id, RecomputeJob.CLUSTERS, 'tasks without a near-duplicate cluster')
+
+
+WORK = {RecomputeJob.RECOMPUTE: recompute, RecomputeJob.CATCH_UP: catch_up, RecomputeJob.CLUSTERS: fill_clusters}
+
+
 def _first_seen(batch):
     first = {}
     for prediction in batch:
@@ -228,6 +262,10 @@ def keep_fresh(project_id):
             return None
         why = 'stored scores are not the desired ones' if stale else 'a recompute was left unfinished'
         return enqueue(project_id, RecomputeJob.RECOMPUTE, why)
+    if policy.diverse:
+        queued = queue_cluster_fill(project_id)
+        if queued is not None:
+            return queued
     if busy(project_id, RecomputeJob.CATCH_UP) or failing(project_id, RecomputeJob.CATCH_UP):
         return None
     if Prediction.objects.filter(project_id=project_id, id__gt=policy.prediction_watermark).exists():

@@ -166,7 +166,7 @@ class RecomputeJob(models.Model):
     """Background work on a project's scores, with its progress."""
 
     QUEUED, RUNNING, DONE, FAILED = 'queued', 'running', 'done', 'failed'
-    RECOMPUTE, CATCH_UP = 'recompute', 'catch_up'
+    RECOMPUTE, CATCH_UP, CLUSTERS = 'recompute', 'catch_up', 'clusters'  # clusters: ``total`` counts tasks
 
     project = models.ForeignKey('projects.Project', on_delete=models.CASCADE, related_name='+')
     kind = models.CharField(max_length=16, default=RECOMPUTE)

@@ -111,6 +111,10 @@ def change_policy(project, changes):
     if 'stream' in changes:
         choose_stream(project, changes['stream'])
     reconcile(project.id, 'policy changed')
+    if changes.get('diverse'):
+        from ls_extensions.scoring import jobs  # jobs imports this module
+
+        jobs.queue_cluster_fill(project.id)
     return policy
 
 

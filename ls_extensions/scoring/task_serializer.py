@@ -35,6 +35,9 @@ class ScoredTaskSerializer(BaseTaskSerializer):
     uncertainty_model_version = serializers.CharField(read_only=True, help_text='Version the uncertainty came from')
     mistake = serializers.FloatField(read_only=True, help_text='Possible annotation mistake in [0, 1]')
     mistake_kinds = serializers.CharField(read_only=True, help_text='Possible mistakes in words: "2 missing, 1 off"')
+    diverse_order = serializers.FloatField(
+        read_only=True, help_text='Place among near-duplicates shown, plus 1 - uncertainty (sort ascending)'
+    )
 
     @classmethod
     def many_init(cls, *args, **kwargs):

@@ -29,6 +29,10 @@ def scene(index, rng):
 
 @pytest.fixture
 def scenes(image_project):
+    return make_scenes(image_project)
+
+
+def make_scenes(image_project):
     """{scene: [task ids]}; uncertainty falls scene by scene (A's copies the most uncertain)."""
     from tasks.models import Task
 
