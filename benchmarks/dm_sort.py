@@ -1,4 +1,4 @@
-"""First Data Manager page on PostgreSQL: our "Uncertainty" column vs Label Studio's "Prediction score" vs task id.
+"""First Data Manager page on PostgreSQL: our "Uncertainty" and "Diverse order" columns vs Label Studio's "Prediction score" vs task id.
 
     eval "$(scripts/pg.sh start)"
     .venv/bin/python benchmarks/dm_sort.py                      # 10k, 100k and 1M tasks
