@@ -5,18 +5,20 @@ ones (small, faint), a rare class (about 1 object in 10), and each scene repeate
 objects shifted a pixel or two, new noise: neighbouring video frames). A fixed test set of fresh scenes.
 
 Per seed: the same random seed set is labelled in every strategy's project; then, per round, the model
-(our plain-PyTorch adapter with ``--quick``, the tiny MMDetection model otherwise) trains on the labelled
-tasks, predicts every unlabelled one as Label Studio predictions of a new version (our signals store and
-rank their uncertainty), and the simulated annotator takes ``k`` tasks from Label Studio's real
-``/api/projects/<id>/next/`` (our stream's pick, or Label Studio's own sampling for the baselines) and
-labels each with its ground truth. mAP@0.5 on the test set after each round.
+(our plain-PyTorch adapter with ``--quick``, 48 px; the tiny MMDetection model otherwise, at 64 px through a
+copy of its config, ``--iters`` iterations for every model whatever its labels) trains from scratch on the
+labelled tasks, predicts every unlabelled one as Label Studio predictions of a new version, built by the
+model server's own function at its default score threshold (our signals store and rank their uncertainty),
+and the simulated annotator takes ``k`` tasks from Label Studio's real ``/api/projects/<id>/next/`` (our
+stream's pick, or Label Studio's own sampling for the baselines) and labels each with its ground truth.
+mAP@0.5 on the test set after each round.
 
 Strategies: ``random`` (Label Studio's "Uniform sampling"), ``by id`` (its "Sequential sampling"), each of our
 measures (score, min_region, entropy, margin) and ``diverse`` (the default measure, one task per cluster
 of near-duplicates first).
 
     .venv/bin/python benchmarks/active_learning.py --quick     # plain-PyTorch model, under 10 minutes
-    .venv/bin/python benchmarks/active_learning.py             # tiny MMDetection model, a larger pool
+    .venv/bin/python benchmarks/active_learning.py --iters 400 --rounds 3   # MMDetection, 40 scenes x 5 (1.5 h)
 """
 
 import argparse

@@ -198,6 +198,24 @@ def annotate_mistake_kinds(queryset):
     return queryset.annotate(**{MISTAKE_KINDS: stored('kinds', TaskMistake)})
 
 
+class WindowCase(Case):
+    """A ``Case`` holding a window, grouped by the columns the window reads, never by the window itself.
+
+    Django groups by a whole non-aggregate expression (``BaseExpression.get_group_by_cols``), so the first
+    count Label Studio annotates (a single-task read, ``fields=all``) would put ``ROW_NUMBER()`` in the
+    GROUP BY, which SQLite and PostgreSQL refuse; a bare ``Window`` knows better, a ``Case`` around it not.
+    """
+
+    def get_group_by_cols(self):
+        return _columns_under(self)
+
+
+def _columns_under(expression):
+    if isinstance(expression, Window) or not getattr(expression, 'contains_over_clause', False):
+        return expression.get_group_by_cols()
+    return [column for source in expression.get_source_expressions() for column in _columns_under(source)]
+
+
 def annotate_diverse_order(queryset):
     """Each unlabeled scored task's place in its cluster plus 1 - its uncertainty; labeled or unscored: NULL.
 
@@ -217,7 +235,7 @@ def annotate_diverse_order(queryset):
     )
     return queryset.annotate(
         **{
-            DIVERSE_ORDER: Case(
+            DIVERSE_ORDER: WindowCase(
                 When(is_labeled=True, then=Value(None)),
                 default=place + 1.0 - value,  # NULL without a value
                 output_field=FloatField(),

@@ -65,6 +65,12 @@ def _recompute_needed(sender, project_id, reason, **kwargs):
     return enqueue(project_id, reason=reason)
 
 
+@receiver(events.clusters_needed, dispatch_uid='ls_ext_scoring_clusters_needed')
+def _clusters_needed(sender, project_id, **kwargs):
+    """Diverse selection turned on (``services.change_policy``): the clusters job, if some task needs it."""
+    return queue_cluster_fill(project_id)
+
+
 def claim(job_id):
     """Queued -> running in one UPDATE: of two deliveries of the same message, one runs the job."""
     now = timezone.now()

@@ -112,9 +112,7 @@ def change_policy(project, changes):
         choose_stream(project, changes['stream'])
     reconcile(project.id, 'policy changed')
     if changes.get('diverse'):
-        from ls_extensions.scoring import jobs  # jobs imports this module
-
-        jobs.queue_cluster_fill(project.id)
+        events.clusters_needed.send(sender=ScoringPolicy, project_id=project.id)
     return policy
 
 

@@ -113,3 +113,19 @@ def test_the_stream_and_the_tab_agree(client_owner, user, image_project, scenes)
         served = next_task(client_owner, image_project)
         assert served == page(client_owner, tab)['tasks'][0]['id']
         label(served, user)
+
+
+def test_every_task_read_works_with_the_column_on(client_owner, user, image_project, scenes):
+    """Label Studio's single-task read and ``fields=all`` annotate every column at once, counts (a GROUP BY)
+    included: the window must stay out of the GROUP BY (SQLite and PostgreSQL both refuse it there)."""
+    run_action(client_owner, image_project)
+    label(scenes[2][0], user)
+    listed = client_owner.get(f'/api/tasks?project={image_project.id}&fields=all&page_size=100')
+    assert listed.status_code == 200, listed.content
+    orders = {task['id']: task['diverse_order'] for task in listed.json()['tasks']}
+    assert orders[scenes[2][0]] is None and orders[scenes[0][0]] == pytest.approx(
+        2 - stored(image_project)[scenes[0][0]][0]
+    )
+    one = client_owner.get(f'/api/tasks/{scenes[0][1]}')
+    assert one.status_code == 200, one.content
+    assert one.json()['id'] == scenes[0][1]
