@@ -23,6 +23,7 @@ of near-duplicates first).
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -237,18 +238,19 @@ def run(args):
         args.config = mmdet_config(size, work)
     user = make_user('annotator@example.org')
     client = logged_in_client(user)
-    curves = {s: [] for s in STRATEGIES}
-    full = []
+    curves = {s: {} for s in args.strategies}  # strategy: {seed: mAP per budget}
+    scenes_seen = {s: {} for s in args.strategies}  # strategy: {seed: scenes among its labels}
+    full = {}  # seed: the full pool's mAP
     started = time.monotonic()
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         items = pool(100 + seed, scenes, copies, size)
         test_set = pool(900 + seed, 40, 1, size)
-        full.append(test_map(train(args, seed, items, work), test_set))
-        print(f'seed {seed} full pool ({len(items)} labels) {full[-1]:.3f}', flush=True)
+        full[seed] = test_map(train(args, seed, items, work), test_set)
+        print(f'seed {seed} full pool ({len(items)} labels) {full[seed]:.3f}', flush=True)
         seed_set = list(np.random.default_rng(seed).choice(len(items), args.seed_labels, replace=False))
         first = train(args, seed, [items[i] for i in seed_set], work)
         first_map = test_map(first, test_set)
-        for strategy in STRATEGIES:
+        for strategy in args.strategies:
             project, ids = make_project(user, strategy, items, f'{strategy} seed {seed}')
             index = {task_id: i for i, task_id in enumerate(ids)}
             labelled = [int(i) for i in seed_set]
@@ -263,37 +265,87 @@ def run(args):
                     labelled.append(index[task_id])
                 model = train(args, seed, [items[i] for i in labelled], work)
                 curve.append(test_map(model, test_set))
-            curves[strategy].append(curve)
-            scenes_seen = len({items[i][2] for i in labelled})
+            curves[strategy][seed] = curve
+            scenes_seen[strategy][seed] = len({items[i][2] for i in labelled})
             print(
-                f'seed {seed} {strategy:10s} ' + ' '.join(f'{v:.3f}' for v in curve) + f'  ({scenes_seen} scenes)',
+                f'seed {seed} {strategy:10s} '
+                + ' '.join(f'{v:.3f}' for v in curve)
+                + f'  ({scenes_seen[strategy][seed]} scenes)',
                 flush=True,
             )
-    report(budgets, curves, full, time.monotonic() - started, args)
+    report(budgets, curves, scenes_seen, full)
+    print(f'\n{time.monotonic() - started:.0f} s in all')
 
 
-def report(budgets, curves, full, seconds, args):
-    target = 0.9 * float(np.mean(full))
-    print(f'\nmAP@0.5 on the test set, mean ± std over {args.seeds} seeds; full pool: {np.mean(full):.3f}')
-    print(f'{"labels":>10s} ' + ' '.join(f'{b:>11d}' for b in budgets))
-    reach = {}
+LINE = re.compile(r'^seed (\d+) (.+?) +((?:\d\.\d{3} ?)+) +\((\d+) scenes\)$')
+FULL = re.compile(r'^seed (\d+) full pool \(\d+ labels\) (\d\.\d{3})$')
+
+
+def read_lines(paths, k, seed_labels):
+    """The per-seed lines that runs printed (one run or several, e.g. seeds run apart), as report's inputs."""
+    curves, scenes_seen, full = {}, {}, {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            if match := FULL.match(line.strip()):
+                full[int(match[1])] = float(match[2])
+            elif match := LINE.match(line.strip()):
+                strategy, seed = match[2].strip(), int(match[1])
+                curves.setdefault(strategy, {})[seed] = [float(v) for v in match[3].split()]
+                scenes_seen.setdefault(strategy, {})[seed] = int(match[4])
+    if not full or not curves:
+        raise SystemExit(f'no per-seed lines in {", ".join(map(str, paths))}')
+    seeds = {strategy: sorted(runs) for strategy, runs in curves.items()}
+    lengths = {len(curve) for runs in curves.values() for curve in runs.values()}
+    if any(found != sorted(full) for found in seeds.values()) or len(lengths) != 1:
+        raise SystemExit(
+            f'not every strategy has a run of the same length for every seed: {seeds}, full {sorted(full)}'
+        )
+    rounds = lengths.pop() - 1
+    budgets = list(range(seed_labels, seed_labels + k * rounds + 1, k))
+    order = {s: i for i, s in enumerate(STRATEGIES)}
+    ordered = sorted(curves, key=lambda s: order.get(s, len(order)))
+    return budgets, {s: curves[s] for s in ordered}, scenes_seen, full
+
+
+def report(budgets, curves, scenes_seen, full):
+    """Mean ± std per budget, the labels to 90% of the full pool (of the mean, and of each seed's own), and
+    the budget from which each strategy stays ahead of random. ``curves``: strategy: {seed: mAP per budget}."""
+    seeds = sorted(full)
+    print(
+        f'\nmAP@0.5 on the test set, mean ± std over {len(seeds)} seeds; full pool: {np.mean(list(full.values())):.3f}'
+        f' (seeds {", ".join(f"{seed}: {full[seed]:.3f}" for seed in seeds)})'
+    )
+    print(f'{"labels":>10s} ' + ' '.join(f'{b:>11d}' for b in budgets) + '  scenes labelled')
+    means, shares = {}, {}
     for strategy, runs in curves.items():
-        values = np.array(runs)
-        mean, std = values.mean(0), values.std(0)
-        print(f'{strategy:>10s} ' + ' '.join(f'{m:.3f}±{s:.3f}' for m, s in zip(mean, std, strict=True)))
-        reach[strategy] = labels_to_reach(budgets, mean, target)
-    print(f'\nlabels to reach 90% of the full-pool mAP ({target:.3f}), and the ratio to random:')
-    base = reach['random']
-    for strategy, labels in reach.items():
-        ratio = f'{labels / base:.2f}' if labels and base else 'n/a'
-        print(f'{strategy:>10s} {labels if labels else "not reached":>12} {ratio:>6s}')
-    means = {strategy: np.array(runs).mean(0) for strategy, runs in curves.items()}
-    print('\nahead of random (mean mAP at or above it at this budget and every later one):')
-    for strategy, mean in means.items():
-        if strategy != 'random':
-            start = ahead_from(budgets, mean, means['random'])
-            print(f'{strategy:>10s} {f"from {start} labels" if start else "no":>16s}')
-    print(f'\n{seconds:.0f} s in all')
+        values = np.array([runs[seed] for seed in seeds])
+        means[strategy], std = values.mean(0), values.std(0)
+        shares[strategy] = (values / np.array([[full[seed]] for seed in seeds])).mean(0)
+        print(
+            f'{strategy:>10s} '
+            + ' '.join(f'{m:.3f}±{s:.3f}' for m, s in zip(means[strategy], std, strict=True))
+            + f'  {np.mean([scenes_seen[strategy][seed] for seed in seeds]):.1f}'
+        )
+    target = 0.9 * float(np.mean(list(full.values())))
+    print(
+        f'\nlabels to reach 90% of the full-pool mAP: of the mean ({target:.3f}), and on average 90% of each'
+        " seed's own; the ratio to random"
+    )
+    reach = {s: labels_to_reach(budgets, mean, target) for s, mean in means.items()}
+    own = {s: labels_to_reach(budgets, share, 0.9) for s, share in shares.items()}
+    for strategy in curves:
+        cells = []
+        for found in (reach, own):
+            labels, base = found[strategy], found.get('random')
+            ratio = f'{labels / base:.2f}' if labels and base else 'n/a'
+            cells.append(f'{labels or "not reached":>12} {ratio:>6s}')
+        print(f'{strategy:>10s} ' + '   '.join(cells))
+    if 'random' in means:
+        print('\nahead of random (mean mAP at or above it at this budget and every later one):')
+        for strategy, mean in means.items():
+            if strategy != 'random':
+                start = ahead_from(budgets, mean, means['random'])
+                print(f'{strategy:>10s} {f"from {start} labels" if start else "no":>16s}')
 
 
 def main():
@@ -304,9 +356,21 @@ def main():
     parser.add_argument('--k', type=int, help='labels per round (8 quick, 16)')
     parser.add_argument('--rounds', type=int, default=4)
     parser.add_argument('--iters', type=int, default=300, help='MMDetection training iterations per model')
+    parser.add_argument('--first-seed', type=int, default=0, help='seeds first-seed .. first-seed + seeds - 1')
+    parser.add_argument('--strategies', help=f'a comma list of {", ".join(STRATEGIES)} (by_id for by id); all')
+    parser.add_argument('--report', nargs='+', metavar='LOG', help='the table from the per-seed lines of saved runs')
     args = parser.parse_args()
     args.seed_labels = args.seed_labels or (8 if args.quick else 16)
     args.k = args.k or (8 if args.quick else 16)
+    if args.report:
+        report(*read_lines(args.report, args.k, args.seed_labels))
+        return
+    chosen = [
+        s.strip().replace('_', ' ') if s.strip() == 'by_id' else s.strip() for s in (args.strategies or '').split(',')
+    ]
+    args.strategies = [s for s in chosen if s] or list(STRATEGIES)
+    if unknown := set(args.strategies) - set(STRATEGIES):
+        parser.error(f'unknown strategies: {", ".join(sorted(unknown))}')
     setup_django()
     run(args)
 
