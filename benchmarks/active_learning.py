@@ -287,7 +287,7 @@ def read_lines(paths, k, seed_labels):
     for path in paths:
         for line in Path(path).read_text().splitlines():
             if match := FULL.match(line.strip()):
-                full[int(match[1])] = float(match[2])
+                full.setdefault(int(match[1]), []).append(float(match[2]))
             elif match := LINE.match(line.strip()):
                 strategy, seed = match[2].strip(), int(match[1])
                 curves.setdefault(strategy, {})[seed] = [float(v) for v in match[3].split()]
@@ -304,7 +304,12 @@ def read_lines(paths, k, seed_labels):
     budgets = list(range(seed_labels, seed_labels + k * rounds + 1, k))
     order = {s: i for i, s in enumerate(STRATEGIES)}
     ordered = sorted(curves, key=lambda s: order.get(s, len(order)))
-    return budgets, {s: curves[s] for s in ordered}, scenes_seen, full
+    if reruns := {seed: values for seed, values in full.items() if len(values) > 1}:
+        print(
+            'full pool of a seed run more than once (the mean counts): '
+            + '; '.join(f'seed {seed} {" ".join(f"{v:.3f}" for v in values)}' for seed, values in reruns.items())
+        )
+    return budgets, {s: curves[s] for s in ordered}, scenes_seen, {seed: float(np.mean(v)) for seed, v in full.items()}
 
 
 def report(budgets, curves, scenes_seen, full):

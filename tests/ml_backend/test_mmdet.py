@@ -59,6 +59,26 @@ def test_checkpoints_slim_load_full_refused_with_a_hint(adapter, tmp_path):
         MMDetAdapter(config=TINY_CONFIG, checkpoint=tmp_path / 'nope.pth')
 
 
+def test_one_seed_trains_one_model_whatever_the_global_random_state(tmp_path):
+    """mmcv's RandomFlip draws from NumPy's global generator; the adapter's seed must fix it too."""
+    from ls_extensions.ml_backend.adapters.base import Sample
+
+    rng = np.random.default_rng(1)
+    samples = []
+    for i in range(4):
+        image, boxes = synthetic.make_image(rng, size=64)
+        gt = np.array([(x, y, x + w, y + h) for x, y, w, h, _ in boxes], float).reshape(-1, 4)
+        samples.append(Sample(image, gt, np.array([k for *_, k in boxes], int), key=str(i)))
+    options = {'iters': 3, 'batch_size': 4, 'flip': 0.5, 'seed': 7}
+    weights = []
+    for global_seed in (1, 2):
+        np.random.seed(global_seed)
+        fitted = MMDetAdapter(config=TINY_CONFIG, options=options).fit(samples, tmp_path / str(global_seed))
+        weights.append(torch.load(fitted.checkpoint, weights_only=True)['state_dict'])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_server_start_up_error_names_the_missing_checkpoint(tmp_path):
     missing = tmp_path / 'weights' / 'faster_rcnn.pth'
     result = subprocess.run(

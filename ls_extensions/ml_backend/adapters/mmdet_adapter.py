@@ -15,6 +15,7 @@
 
 import copy
 import math
+import random
 import sys
 import time
 import warnings
@@ -253,8 +254,13 @@ class MMDetAdapter(Adapter):
 
         tc = self.train_cfg
         iters, batch_size = int(tc['iters']), max(1, int(tc['batch_size']))
-        rng = np.random.default_rng(int(tc.get('seed') or 0))
-        torch.manual_seed(int(tc.get('seed') or 0))
+        seed = int(tc.get('seed') or 0)
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        # mmcv's random transforms (RandomFlip's np.random.choice) draw from the global generators: without
+        # this, one seed on one set of samples trained a different model each run
+        np.random.seed(seed)
+        random.seed(seed)
         pipeline = self._train_pipeline(tc['scale'] or self._test_scale())
         model = copy.deepcopy(self.model).train()
         params = [p for p in model.parameters() if p.requires_grad]
