@@ -342,8 +342,13 @@ def report(budgets, curves, scenes_seen, full):
         cells = []
         for found in (reach, own):
             labels, base = found[strategy], found.get('random')
-            ratio = f'{labels / base:.2f}' if labels and base else 'n/a'
-            cells.append(f'{labels or "not reached":>12} {ratio:>6s}')
+            if labels and base:
+                ratio = f'{labels / base:.2f}'
+            elif labels and 'random' in found:  # random needs more than the last budget
+                ratio = f'<{labels / budgets[-1]:.2f}'
+            else:
+                ratio = 'n/a'
+            cells.append(f'{labels or f">{budgets[-1]}":>12} {ratio:>6s}')
         print(f'{strategy:>10s} ' + '   '.join(cells))
     if 'random' in means:
         print('\nahead of random (mean mAP at or above it at this budget and every later one):')
