@@ -65,13 +65,17 @@ def scene(rng, size, hard):
     return objects
 
 
-def draw(rng, size, objects, shift=(0, 0)):
-    """The scene as an image (new noise each call) and its boxes shifted by ``shift`` pixels."""
+def draw(rng, size, objects, shift=(0, 0), background=None):
+    """The scene as an image and its boxes shifted by ``shift`` pixels: on ``background`` with ±6 of new noise,
+    or on a new full-amplitude noise background."""
     from PIL import Image, ImageDraw
 
     from ls_extensions.ml_backend.synthetic import COLOURS
 
-    background = rng.integers(70, 150, size=(size, size, 3)).astype(np.float64)
+    if background is None:
+        background = rng.integers(70, 150, size=(size, size, 3)).astype(np.float64)
+    else:
+        background = background + rng.integers(-6, 7, size=background.shape)
     image = Image.fromarray(background.astype(np.uint8))
     pen = ImageDraw.Draw(image)
     boxes = []
@@ -84,17 +88,30 @@ def draw(rng, size, objects, shift=(0, 0)):
     return np.asarray(image), boxes
 
 
-def pool(seed, scenes, copies, size):
-    """[(image, boxes, scene index)]: ``copies`` near-duplicates of each scene, a third of the scenes hard."""
+def pool(seed, scenes, copies, size, shared_background=False):
+    """[(image, boxes, scene index)]: ``copies`` near-duplicates of each scene, a third of the scenes hard;
+    each copy on new noise, or (``shared_background``, like a video's frames) on its scene's own background."""
     rng = np.random.default_rng(seed)
     items = []
     for s in range(scenes):
         objects = scene(rng, size, hard=s % 3 == 0)
+        background = scene_background(rng, size) if shared_background else None
         for _ in range(copies):
-            image, boxes = draw(rng, size, objects, tuple(int(v) for v in rng.integers(-2, 3, size=2)))
+            shift = tuple(int(v) for v in rng.integers(-2, 3, size=2))
+            image, boxes = draw(rng, size, objects, shift, background)
             items.append((image, boxes, s))
     order = rng.permutation(len(items))  # task ids do not follow scenes
     return [items[i] for i in order]
+
+
+def scene_background(rng, size):
+    """A scene's own background: a grey gradient in a random direction, so that a 4x4 average hash has a
+    clear side per cell (flat noise would put every cell at the mean)."""
+    angle = rng.uniform(0, 2 * np.pi)
+    y, x = np.mgrid[0:size, 0:size] / size
+    ramp = np.cos(angle) * x + np.sin(angle) * y
+    ramp = (ramp - ramp.min()) / max(np.ptp(ramp), 1e-9)
+    return np.repeat((80 + 60 * ramp)[..., None], 3, axis=2)
 
 
 def ground_truth(boxes):
@@ -243,8 +260,8 @@ def run(args):
     full = {}  # seed: the full pool's mAP
     started = time.monotonic()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        items = pool(100 + seed, scenes, copies, size)
-        test_set = pool(900 + seed, 40, 1, size)
+        items = pool(100 + seed, scenes, copies, size, args.shared_background)
+        test_set = pool(900 + seed, 40, 1, size, args.shared_background)
         full[seed] = test_map(train(args, seed, items, work), test_set)
         print(f'seed {seed} full pool ({len(items)} labels) {full[seed]:.3f}', flush=True)
         seed_set = list(np.random.default_rng(seed).choice(len(items), args.seed_labels, replace=False))
@@ -366,6 +383,11 @@ def main():
     parser.add_argument('--k', type=int, help='labels per round (8 quick, 16)')
     parser.add_argument('--rounds', type=int, default=4)
     parser.add_argument('--iters', type=int, default=300, help='MMDetection training iterations per model')
+    parser.add_argument(
+        '--shared-background',
+        action='store_true',
+        help="each scene's near-duplicates on one background with a little new noise (like a video's frames)",
+    )
     parser.add_argument('--first-seed', type=int, default=0, help='seeds first-seed .. first-seed + seeds - 1')
     parser.add_argument('--strategies', help=f'a comma list of {", ".join(STRATEGIES)} (by_id for by id); all')
     parser.add_argument('--report', nargs='+', metavar='LOG', help='the table from the per-seed lines of saved runs')
