@@ -19,6 +19,10 @@ of near-duplicates first).
 
     .venv/bin/python benchmarks/active_learning.py --quick     # plain-PyTorch model, under 10 minutes
     .venv/bin/python benchmarks/active_learning.py --iters 400 --rounds 3   # MMDetection, 40 scenes x 5 (1.5 h)
+    .venv/bin/python benchmarks/active_learning.py --quick --shared-background   # near-duplicates alike, as frames
+    .venv/bin/python benchmarks/active_learning.py --report benchmarks/results/active_learning_2026-12-04_*.txt
+
+``--first-seed``/``--strategies`` run the cells a run lacks; ``--report`` builds the table from saved lines.
 """
 
 import argparse
