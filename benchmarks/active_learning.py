@@ -118,13 +118,6 @@ def scene_background(rng, size):
     return np.repeat((80 + 60 * ramp)[..., None], 3, axis=2)
 
 
-def ground_truth(boxes):
-    return (
-        np.array([(x, y, x + w, y + h) for x, y, w, h, _ in boxes], float).reshape(-1, 4),
-        np.array([k for *_, k in boxes], int),
-    )
-
-
 def ahead_from(budgets, curve, baseline):
     """The first budget after the seed set from which ``curve`` stays at or above ``baseline``, or None."""
     for start in range(1, len(budgets)):
@@ -166,21 +159,20 @@ def make_adapter(args, seed, checkpoint=None):
 def train(args, seed, items, work):
     """A model trained on ``items`` from scratch: every round's model trains as long, whatever its labels."""
     from ls_extensions.ml_backend.adapters.base import Sample
+    from ls_extensions.ml_backend.synthetic import to_arrays
 
     adapter = make_adapter(args, seed)
-    samples = []
-    for i, (image, boxes, _) in enumerate(items):
-        gt_boxes, gt_labels = ground_truth(boxes)
-        samples.append(Sample(image, gt_boxes, gt_labels, key=str(i)))
+    samples = [Sample(image, *to_arrays(boxes), key=str(i)) for i, (image, boxes, _) in enumerate(items)]
     fitted = adapter.fit(samples, Path(tempfile.mkdtemp(dir=work)))
     return make_adapter(args, seed, fitted.checkpoint)
 
 
 def test_map(adapter, test_set):
     from ls_extensions.ml_backend.metrics import mean_average_precision
+    from ls_extensions.ml_backend.synthetic import to_arrays
 
     detections = [[d.as_tuple() for d in per] for per in adapter.predict([image for image, _, _ in test_set])]
-    return mean_average_precision(detections, [ground_truth(b) for _, b, _ in test_set], len(CLASSES))['mAP']
+    return mean_average_precision(detections, [to_arrays(b) for _, b, _ in test_set], len(CLASSES))['mAP']
 
 
 # -- the product -----------------------------------------------------------------------------------------
@@ -306,10 +298,10 @@ def read_lines(paths, k, seed_labels):
     """The per-seed lines that runs printed (one run or several, e.g. seeds run apart), as report's inputs."""
     curves, scenes_seen, full = {}, {}, {}
     for path in paths:
-        for line in Path(path).read_text().splitlines():
-            if match := FULL.match(line.strip()):
+        for line in (line.strip() for line in Path(path).read_text().splitlines()):
+            if match := FULL.match(line):
                 full.setdefault(int(match[1]), []).append(float(match[2]))
-            elif match := LINE.match(line.strip()):
+            elif match := LINE.match(line):
                 strategy, seed = match[2].strip(), int(match[1])
                 curves.setdefault(strategy, {})[seed] = [float(v) for v in match[3].split()]
                 scenes_seen.setdefault(strategy, {})[seed] = int(match[4])
@@ -401,10 +393,8 @@ def main():
     if args.report:
         report(*read_lines(args.report, args.k, args.seed_labels))
         return
-    chosen = [
-        s.strip().replace('_', ' ') if s.strip() == 'by_id' else s.strip() for s in (args.strategies or '').split(',')
-    ]
-    args.strategies = [s for s in chosen if s] or list(STRATEGIES)
+    names = [name.strip() for name in (args.strategies or '').split(',') if name.strip()]
+    args.strategies = [{'by_id': 'by id'}.get(name, name) for name in names] or list(STRATEGIES)
     if unknown := set(args.strategies) - set(STRATEGIES):
         parser.error(f'unknown strategies: {", ".join(sorted(unknown))}')
     setup_django()

@@ -100,12 +100,10 @@ def precision_at(ranked, holds, k):
 def train(seed, pool, epochs):
     from ls_extensions.ml_backend.adapters.base import Sample
     from ls_extensions.ml_backend.adapters.torch_example import TorchExampleAdapter
+    from ls_extensions.ml_backend.synthetic import to_arrays
 
     options = {'classes': 'fish,crab', 'seed': seed, 'epochs': epochs}
-    samples = []
-    for i, (image, _, labelled, _) in enumerate(pool):
-        xyxy = np.array([(x, y, x + w, y + h) for x, y, w, h, _ in labelled], float).reshape(-1, 4)
-        samples.append(Sample(image, xyxy, np.array([k for *_, k in labelled], int), key=str(i)))
+    samples = [Sample(image, *to_arrays(labelled), key=str(i)) for i, (image, _, labelled, _) in enumerate(pool)]
     fitted = TorchExampleAdapter(options=options).fit(samples, Path(tempfile.mkdtemp(prefix='mistakes-')))
     return TorchExampleAdapter(checkpoint=fitted.checkpoint, options=options)
 

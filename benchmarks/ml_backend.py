@@ -28,7 +28,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -41,16 +40,7 @@ IMAGE_BOXES = """<View><Image name="image" value="$image"/><RectangleLabels name
 
 
 def samples(n, seed=0):
-    out = []
-    for img, boxes in synthetic.dataset(n, seed=seed):
-        out.append(
-            Sample(
-                img,
-                np.array([[x, y, x + w, y + h] for x, y, w, h, _ in boxes], np.float32),
-                np.array([k for *_, k in boxes]),
-            )
-        )
-    return out
+    return [Sample(img, *synthetic.to_arrays(boxes)) for img, boxes in synthetic.dataset(n, seed=seed)]
 
 
 def data_uri(img):

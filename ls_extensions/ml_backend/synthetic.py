@@ -45,6 +45,13 @@ def dataset(count, seed=0, size=128, classes=CLASSES, **kwargs):
     return [make_image(rng, size=size, classes=classes, **kwargs) for _ in range(count)]
 
 
+def to_arrays(boxes):
+    """Pixel boxes [(x, y, w, h, class_index)] as (corner boxes (n, 4) float, class indices (n,) int):
+    what a ``Sample`` and the mAP metric take."""
+    xyxy = np.array([(x, y, x + w, y + h) for x, y, w, h, _ in boxes], float).reshape(-1, 4)
+    return xyxy, np.array([k for *_, k in boxes], int)
+
+
 def to_ls_result(boxes, width, height, classes=CLASSES, from_name='label', to_name='image'):
     """Label Studio ``rectanglelabels`` results (percent coordinates) for pixel boxes."""
     return [rectangle_region(from_name, to_name, x, y, bw, bh, width, height, classes[k]) for x, y, bw, bh, k in boxes]

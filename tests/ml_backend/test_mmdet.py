@@ -67,8 +67,7 @@ def test_one_seed_trains_one_model_whatever_the_global_random_state(tmp_path):
     samples = []
     for i in range(4):
         image, boxes = synthetic.make_image(rng, size=64)
-        gt = np.array([(x, y, x + w, y + h) for x, y, w, h, _ in boxes], float).reshape(-1, 4)
-        samples.append(Sample(image, gt, np.array([k for *_, k in boxes], int), key=str(i)))
+        samples.append(Sample(image, *synthetic.to_arrays(boxes), key=str(i)))
     options = {'iters': 3, 'batch_size': 4, 'flip': 0.5, 'seed': 7}
     weights = []
     for global_seed in (1, 2):

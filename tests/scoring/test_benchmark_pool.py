@@ -31,7 +31,7 @@ def test_near_duplicates_share_a_signature_only_on_a_shared_background():
     assert scenes_with_one_signature(shared) >= 10
 
 
-def test_the_table_is_rebuilt_from_the_saved_lines_of_two_runs(tmp_path, capsys):
+def test_the_table_is_rebuilt_from_the_saved_lines_of_two_runs(tmp_path):
     saved = sorted((REPO / 'benchmarks' / 'results').glob('active_learning_2026-12-04_*.txt'))
     budgets, curves, scenes_seen, full = active_learning.read_lines(saved, k=16, seed_labels=16)
     assert budgets == [16, 32, 48, 64] and sorted(full) == [0, 1, 2]
