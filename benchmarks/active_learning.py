@@ -21,8 +21,12 @@ of near-duplicates first).
     .venv/bin/python benchmarks/active_learning.py --iters 400 --rounds 3   # MMDetection, 40 scenes x 5 (1.5 h)
     .venv/bin/python benchmarks/active_learning.py --quick --shared-background   # near-duplicates alike, as frames
     .venv/bin/python benchmarks/active_learning.py --report benchmarks/results/active_learning_2026-12-04_*.txt
+    .venv/bin/python benchmarks/active_learning.py --quick --shared-background --seeds 5 \
+        --strategies random,margin,diverse --warmup 0,16,24,32   # how long a warm-up pays (the default's source)
 
 ``--first-seed``/``--strategies`` run the cells a run lacks; ``--report`` builds the table from saved lines.
+``--warmup`` runs each of our strategies once per warm-up, through the stream's own rule (``warmup_annotations``:
+a random task until that many are labelled); the seed set is a warm-up of its own, so 0 means the seed set's.
 """
 
 import argparse
@@ -38,6 +42,23 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ('fish', 'crab')  # crab is the rare class
 STRATEGIES = ('random', 'by id', 'score', 'min_region', 'entropy', 'margin', 'diverse')
+BASELINES = ('random', 'by id')  # Label Studio's own sampling: no warm-up of ours applies
+WARMUP = ' warm-up '  # in a run's name: "margin warm-up 24"
+
+
+def runs_of(strategies, warmups):
+    """[(name, strategy, warm-up)]: each strategy once per warm-up (the baselines once, without one)."""
+    runs = []
+    for strategy in strategies:
+        for warmup in [0] if strategy in BASELINES else warmups:
+            runs.append((f'{strategy}{WARMUP}{warmup}' if warmup else strategy, strategy, warmup))
+    return runs
+
+
+def run_order(name):
+    """Sort key of a run's name: the strategies' order, each strategy's warm-ups rising."""
+    strategy, _, warmup = name.partition(WARMUP)
+    return (STRATEGIES.index(strategy) if strategy in STRATEGIES else len(STRATEGIES), int(warmup or 0))
 
 
 def setup_django():
@@ -126,6 +147,24 @@ def ahead_from(budgets, curve, baseline):
     return None
 
 
+def best_warmup(budgets, shares):
+    """(the warm-up whose runs reach 90% of their seed's own full-pool mAP with the fewest labels, on average
+    over our strategies, the smallest of equals; {warm-up: that average}), or None without warm-up runs.
+    ``shares``: run name: mean share of the full pool per budget. A run that never reaches it counts one round
+    past the last budget; the seed set is a warm-up of its own, so a run without one counts as the seed set's."""
+    never = budgets[-1] + budgets[1] - budgets[0]
+    labels = {}
+    for name, share in shares.items():
+        strategy, _, warmup = name.partition(WARMUP)
+        if strategy not in BASELINES:
+            reached = labels_to_reach(budgets, share, 0.9) or never
+            labels.setdefault(max(int(warmup or 0), budgets[0]), []).append(reached)
+    if len(labels) < 2:
+        return None
+    means = {warmup: float(np.mean(found)) for warmup, found in sorted(labels.items())}
+    return min(means, key=lambda warmup: (means[warmup], warmup)), means
+
+
 def labels_to_reach(budgets, curve, target):
     """The first budget whose mAP reaches ``target``, or None."""
     return next((b for b, value in zip(budgets, curve, strict=True) if value >= target), None)
@@ -178,8 +217,9 @@ def test_map(adapter, test_set):
 # -- the product -----------------------------------------------------------------------------------------
 
 
-def make_project(user, strategy, items, name):
-    """A Label Studio project holding the pool as data-URI tasks, with ``strategy``'s sampling."""
+def make_project(user, strategy, items, name, warmup=0):
+    """A Label Studio project holding the pool as data-URI tasks, with ``strategy``'s sampling; our stream's
+    own warm-up rule serves a random task until ``warmup`` tasks are labelled."""
     from projects.models import Project
     from tasks.models import Task
 
@@ -195,7 +235,7 @@ def make_project(user, strategy, items, name):
     tasks = [Task.objects.create(project=project, data={'image': png_data_uri(image)}) for image, _, _ in items]
     if sampling == Project.UNCERTAINTY:
         services.choose_stream(project, True)
-        fields = {'warmup_annotations': 0, 'diverse': strategy == 'diverse'}
+        fields = {'warmup_annotations': warmup, 'diverse': strategy == 'diverse'}
         if strategy != 'diverse':  # a measure's name; diverse keeps the default measure
             fields['measure'] = strategy
         ScoringPolicy.objects.filter(project=project).update(**fields)
@@ -251,8 +291,9 @@ def run(args):
         args.config = mmdet_config(size, work)
     user = make_user('annotator@example.org')
     client = logged_in_client(user)
-    curves = {s: {} for s in args.strategies}  # strategy: {seed: mAP per budget}
-    scenes_seen = {s: {} for s in args.strategies}  # strategy: {seed: scenes among its labels}
+    runs = runs_of(args.strategies, args.warmup)
+    curves = {name: {} for name, _, _ in runs}  # run: {seed: mAP per budget}
+    scenes_seen = {name: {} for name, _, _ in runs}  # run: {seed: scenes among its labels}
     full = {}  # seed: the full pool's mAP
     started = time.monotonic()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -263,8 +304,8 @@ def run(args):
         seed_set = list(np.random.default_rng(seed).choice(len(items), args.seed_labels, replace=False))
         first = train(args, seed, [items[i] for i in seed_set], work)
         first_map = test_map(first, test_set)
-        for strategy in args.strategies:
-            project, ids = make_project(user, strategy, items, f'{strategy} seed {seed}')
+        for name, strategy, warmup in runs:
+            project, ids = make_project(user, strategy, items, f'{name} seed {seed}', warmup)
             index = {task_id: i for i, task_id in enumerate(ids)}
             labelled = [int(i) for i in seed_set]
             for i in labelled:
@@ -278,12 +319,12 @@ def run(args):
                     labelled.append(index[task_id])
                 model = train(args, seed, [items[i] for i in labelled], work)
                 curve.append(test_map(model, test_set))
-            curves[strategy][seed] = curve
-            scenes_seen[strategy][seed] = len({items[i][2] for i in labelled})
+            curves[name][seed] = curve
+            scenes_seen[name][seed] = len({items[i][2] for i in labelled})
             print(
-                f'seed {seed} {strategy:10s} '
+                f'seed {seed} {name:10s} '
                 + ' '.join(f'{v:.3f}' for v in curve)
-                + f'  ({scenes_seen[strategy][seed]} scenes)',
+                + f'  ({scenes_seen[name][seed]} scenes)',
                 flush=True,
             )
     report(budgets, curves, scenes_seen, full)
@@ -315,14 +356,20 @@ def read_lines(paths, k, seed_labels):
         )
     rounds = lengths.pop() - 1
     budgets = list(range(seed_labels, seed_labels + k * rounds + 1, k))
-    order = {s: i for i, s in enumerate(STRATEGIES)}
-    ordered = sorted(curves, key=lambda s: order.get(s, len(order)))
+    ordered = sorted(curves, key=run_order)
     if reruns := {seed: values for seed, values in full.items() if len(values) > 1}:
         print(
             'full pool of a seed run more than once (the mean counts): '
             + '; '.join(f'seed {seed} {" ".join(f"{v:.3f}" for v in values)}' for seed, values in reruns.items())
         )
     return budgets, {s: curves[s] for s in ordered}, scenes_seen, {seed: float(np.mean(v)) for seed, v in full.items()}
+
+
+def share_curves(curves, full):
+    """run: the mean over seeds of each budget's mAP as a share of its seed's own full-pool mAP."""
+    seeds = sorted(full)
+    own = np.array([[full[seed]] for seed in seeds])
+    return {name: (np.array([runs[seed] for seed in seeds]) / own).mean(0) for name, runs in curves.items()}
 
 
 def report(budgets, curves, scenes_seen, full):
@@ -333,14 +380,14 @@ def report(budgets, curves, scenes_seen, full):
         f'\nmAP@0.5 on the test set, mean ± std over {len(seeds)} seeds; full pool: {np.mean(list(full.values())):.3f}'
         f' (seeds {", ".join(f"{seed}: {full[seed]:.3f}" for seed in seeds)})'
     )
-    print(f'{"labels":>10s} ' + ' '.join(f'{b:>11d}' for b in budgets) + '  scenes labelled')
-    means, shares = {}, {}
+    width = max(10, *map(len, curves))  # the runs' names, right-aligned
+    print(f'{"labels":>{width}s} ' + ' '.join(f'{b:>11d}' for b in budgets) + '  scenes labelled')
+    means, shares = {}, share_curves(curves, full)
     for strategy, runs in curves.items():
         values = np.array([runs[seed] for seed in seeds])
         means[strategy], std = values.mean(0), values.std(0)
-        shares[strategy] = (values / np.array([[full[seed]] for seed in seeds])).mean(0)
         print(
-            f'{strategy:>10s} '
+            f'{strategy:>{width}s} '
             + ' '.join(f'{m:.3f}±{s:.3f}' for m, s in zip(means[strategy], std, strict=True))
             + f'  {np.mean([scenes_seen[strategy][seed] for seed in seeds]):.1f}'
         )
@@ -362,13 +409,32 @@ def report(budgets, curves, scenes_seen, full):
             else:
                 ratio = 'n/a'
             cells.append(f'{labels or f">{budgets[-1]}":>12} {ratio:>6s}')
-        print(f'{strategy:>10s} ' + '   '.join(cells))
+        print(f'{strategy:>{width}s} ' + '   '.join(cells))
     if 'random' in means:
         print('\nahead of random (mean mAP at or above it at this budget and every later one):')
         for strategy, mean in means.items():
             if strategy != 'random':
                 start = ahead_from(budgets, mean, means['random'])
-                print(f'{strategy:>10s} {f"from {start} labels" if start else "no":>16s}')
+                print(f'{strategy:>{width}s} {f"from {start} labels" if start else "no":>16s}')
+    if found := best_warmup(budgets, shares):
+        best, labels = found
+        print(
+            f'\nwarm-up (labelled at random before the stream ranks; none: the {budgets[0]} seed labels): labels to'
+            " 90% of each seed's own full pool, mean over our strategies (never: one round past the budget)"
+        )
+        print('  '.join(f'{warmup}: {mean:.1f}' for warmup, mean in labels.items()) + f'  -> {best}')
+
+
+def parse_warmups(parser, text, seed_labels, last_budget):
+    """The ``--warmup`` values: 0, or more than the seed set and less than the last budget (any other value
+    runs the same as 0 or as the warm-up's random sample throughout)."""
+    try:
+        warmups = sorted({int(value) for value in text.split(',') if value.strip()})
+    except ValueError:
+        parser.error(f'--warmup wants whole numbers, got {text!r}')
+    if wrong := [w for w in warmups if w and not seed_labels < w < last_budget]:
+        parser.error(f'--warmup {wrong}: 0, or between the {seed_labels} seed labels and the last budget {last_budget}')
+    return warmups or [0]
 
 
 def main():
@@ -386,6 +452,12 @@ def main():
     )
     parser.add_argument('--first-seed', type=int, default=0, help='seeds first-seed .. first-seed + seeds - 1')
     parser.add_argument('--strategies', help=f'a comma list of {", ".join(STRATEGIES)} (by_id for by id); all')
+    parser.add_argument(
+        '--warmup',
+        default='0',
+        help='a comma list of warm-ups: each of our strategies runs once per value, its stream serving a random'
+        ' task until that many are labelled (0: none, the default)',
+    )
     parser.add_argument('--report', nargs='+', metavar='LOG', help='the table from the per-seed lines of saved runs')
     args = parser.parse_args()
     args.seed_labels = args.seed_labels or (8 if args.quick else 16)
@@ -397,6 +469,7 @@ def main():
     args.strategies = [{'by_id': 'by id'}.get(name, name) for name in names] or list(STRATEGIES)
     if unknown := set(args.strategies) - set(STRATEGIES):
         parser.error(f'unknown strategies: {", ".join(sorted(unknown))}')
+    args.warmup = parse_warmups(parser, args.warmup, args.seed_labels, args.seed_labels + args.k * args.rounds)
     setup_django()
     run(args)
 

@@ -93,6 +93,12 @@ class TaskMistake(models.Model):
         ]
 
 
+# The warm-up that reached 90% of the full-pool mAP with the fewest labels in benchmarks/active_learning.py's
+# sweep (--quick --shared-background --warmup 0,16,24,32, 5 seeds; benchmarks/results/); weak evidence, a
+# 120-task pool (README "Sort by uncertainty"). tests/scoring/test_benchmark_pool.py checks it against the run.
+WARMUP_DEFAULT = 24
+
+
 class ScoringPolicy(models.Model):
     """Per project: which measure, which model version, and what the stored rows currently hold."""
 
@@ -119,7 +125,7 @@ class ScoringPolicy(models.Model):
         'each cluster no annotated or locked task belongs to)',
     )
     warmup_annotations = models.PositiveIntegerField(
-        default=20,
+        default=WARMUP_DEFAULT,
         help_text='Until the project has this many labeled tasks the stream serves a random sample, not the '
         "untrained model's uncertainty; 0: no warm-up",
     )

@@ -44,3 +44,41 @@ def test_the_table_is_rebuilt_from_the_saved_lines_of_two_runs(tmp_path):
     (tmp_path / 'more.txt').write_text('seed 1 full pool (200 labels) 0.400\n')
     with pytest.raises(SystemExit, match='not every strategy'):
         active_learning.read_lines([uneven, tmp_path / 'more.txt'], k=16, seed_labels=16)
+
+
+def test_warm_up_runs_are_named_read_back_and_ordered_after_their_strategy(tmp_path):
+    runs = active_learning.runs_of(['random', 'margin', 'diverse'], [0, 24])
+    assert runs == [
+        ('random', 'random', 0),  # Label Studio's own sampling: our warm-up does not apply
+        ('margin', 'margin', 0),
+        ('margin warm-up 24', 'margin', 24),
+        ('diverse', 'diverse', 0),
+        ('diverse warm-up 24', 'diverse', 24),
+    ]
+    saved = tmp_path / 'warmup.txt'
+    lines = ['seed 0 full pool (120 labels) 0.500']
+    for name in ('diverse warm-up 24', 'margin warm-up 24', 'diverse', 'random', 'margin'):
+        lines.append(f'seed 0 {name:10s} 0.100 0.200 0.300  (7 scenes)')  # as run() prints them
+    saved.write_text('\n'.join(lines) + '\n')
+    budgets, curves, scenes_seen, _ = active_learning.read_lines([saved], k=8, seed_labels=8)
+    assert budgets == [8, 16, 24]
+    assert list(curves) == [name for name, _, _ in runs]
+    assert scenes_seen['margin warm-up 24'] == {0: 7}
+
+
+@pytest.mark.parametrize('text', ['8', '40', '16,x', '-16'])
+def test_a_warm_up_that_would_change_nothing_is_refused(text):
+    parser = active_learning.argparse.ArgumentParser()
+    with pytest.raises(SystemExit):
+        active_learning.parse_warmups(parser, text, seed_labels=8, last_budget=40)
+    assert active_learning.parse_warmups(parser, '32,0,16,16', seed_labels=8, last_budget=40) == [0, 16, 32]
+
+
+def test_the_stream_s_default_warm_up_is_the_one_the_saved_sweep_measured_best():
+    from ls_extensions.scoring.models import WARMUP_DEFAULT, ScoringPolicy
+
+    sweep = REPO / 'benchmarks' / 'results' / 'active_learning_warmup_quick_shared_2026-12-06.txt'
+    budgets, curves, _, full = active_learning.read_lines([sweep], k=8, seed_labels=8)
+    best, labels = active_learning.best_warmup(budgets, active_learning.share_curves(curves, full))
+    assert sorted(labels) == [8, 16, 24, 32]  # no warm-up counts as the seed set's 8
+    assert best == WARMUP_DEFAULT == ScoringPolicy._meta.get_field('warmup_annotations').default
